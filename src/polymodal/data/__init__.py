@@ -1,0 +1,1 @@
+"""Data: records, splits, collation and data-directory resolution."""

@@ -1,0 +1,1 @@
+"""One module per public dataset; each turns source files into Records."""

@@ -1,0 +1,5 @@
+"""Recipes: one file per published system, imported explicitly so every process sees the same set."""
+
+from polymodal.recipes.registry import REGISTRY, Paper, PublishedResult, Recipe, load_entry_point_recipes
+
+__all__ = ["REGISTRY", "Paper", "PublishedResult", "Recipe", "load_entry_point_recipes"]
