@@ -27,7 +27,7 @@ def test_info_nce_prefers_matched_pairs() -> None:
     a = torch.eye(4)
     assert info_nce(a, a, 0.1) < info_nce(a, a.roll(1, dims=0), 0.1)
     # perfectly matched one-hot rows: loss = log(1 + 3 e^{-10})
-    assert math.isclose(info_nce(a, a, 0.1).item(), math.log(1 + 3 * math.exp(-10)), rel_tol=1e-4)
+    assert math.isclose(info_nce(a, a, 0.1).item(), math.log(1 + 3 * math.exp(-10)), rel_tol=1e-3)  # float32
 
 
 def test_expert_agreement_skips_samples_missing_a_modality() -> None:
