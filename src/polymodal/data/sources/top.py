@@ -58,7 +58,7 @@ _PARSER_ROW = re.compile(r"\brow (\d+)")
 
 
 def parse_phase(phase: str | int) -> str:
-    """"I", "1", "phase 1", "Phase_II", "III" ... -> "I" / "II" / "III"; "toy" -> "toy".
+    """Canonical phase name: "1", "phase 1", "Phase_I" -> "I" (likewise II, III); "toy" -> "toy".
 
     Raises:
         ConfigError: anything else.
@@ -176,6 +176,7 @@ class _RowParser:
     _smiles: dict[str, str | None] = field(default_factory=dict)
 
     def __call__(self, row: int, values: Any) -> Record:
+        """Record for data row ``row`` (1-based); ``values`` has one attribute per column."""
         nct = _NCT.match(values.nctid.strip())
         if nct is None:
             raise self._error(row, "nctid", f"not an NCT id: {values.nctid!r}")
