@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -44,7 +45,21 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write(path, lambda fh: json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default))
+    """Strict JSON (NaN and inf become null, so every JSON reader accepts the file), written atomically."""
+    text = json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
+    atomic_write(path, lambda fh: fh.write(text))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, str):
+        return _finite(obj.tolist())
+    return obj
 
 
 def _json_default(obj: Any) -> Any:
