@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from polymodal.data.collate import Collator, FeatureDataset
 from polymodal.data.schema import Record
 from polymodal.data.splits import DatasetSplits
 from polymodal.evaluation import drift_summary, evaluate_binary, temporal_holdout
-from polymodal.io import write_json
+from polymodal.io import atomic_path, atomic_write, write_json
 from polymodal.reports import write_report
 from polymodal.training import MultimodalSystem, TrainConfig, make_trainer, predict_scores, seed_everything
 from polymodal.training.predict import drop_modality
@@ -132,6 +133,9 @@ def run_binary(problem: BinaryProblem, protocol: ProtocolConfig, train_cfg: Trai
         t0 = time.perf_counter()
         fold = _make_fold(problem, selection, protocol)
         embed_seconds += time.perf_counter() - t0
+        if is_main:  # `polymodal predict` needs the fitted featuriser (vocabularies, scalers)
+            with atomic_path(out_dir / selection / "featurizer.pkl") as tmp, open(tmp, "wb") as fh:
+                pickle.dump(fold.featurizer, fh)
         seed_scores = []
         for seed in range(protocol.seeds):
             result = _train_seed(problem, fold, seed, train_cfg, out_dir / selection / f"seed_{seed}",
@@ -246,8 +250,6 @@ def _train_seed(problem: BinaryProblem, fold: _Fold, seed: int, cfg: TrainConfig
             drop = drop_modality(m)
             result[f"select:drop:{m}"] = predict_scores(model, datasets["select"], collator, transform=drop)
             result[f"test:drop:{m}"] = predict_scores(model, datasets["test"], collator, transform=drop)
-    from polymodal.io import atomic_path
-
     with atomic_path(seed_dir / "model.pt") as tmp:
         torch.save(model.state_dict(), tmp)
     with atomic_path(done) as tmp, open(tmp, "wb") as fh:
@@ -334,6 +336,4 @@ def environment() -> dict[str, Any]:
 
 
 def atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    from polymodal.io import atomic_write
-
     atomic_write(path, lambda fh: frame.to_csv(fh, index=False))
