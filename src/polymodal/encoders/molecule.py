@@ -85,6 +85,20 @@ class MorganEncoder:
         # fingerprints is cheap and serving vectors from another toolkit version silently is not.
         self.cache_key = f"mol:morgan:r={radius}:n={n_bits}:{kind}{chiral}:rdkit={_rdkit_version()}"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # RDKit generators cannot be pickled; a fitted featuriser holding this encoder must be.
+        state = self.__dict__.copy()
+        del state["_generator"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from rdkit.Chem import rdFingerprintGenerator
+
+        self.__dict__.update(state)
+        self._generator = rdFingerprintGenerator.GetMorganGenerator(
+            radius=self.radius, fpSize=self.n_bits, includeChirality=self.include_chirality
+        )
+
     def __repr__(self) -> str:
         return f"MorganEncoder(radius={self.radius}, n_bits={self.n_bits}, use_counts={self.use_counts})"
 

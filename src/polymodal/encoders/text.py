@@ -124,6 +124,12 @@ class SentenceTextEncoder:
             self._dim = int(getter())
         return self._dim
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickle the recipe for the model, not the loaded weights; it reloads on first use.
+        state = self.__dict__.copy()
+        state["_model"] = None
+        return state
+
     def _load(self) -> Any:
         if self._model is not None:
             return self._model
