@@ -41,29 +41,35 @@ Published (MEXA-CTP README, phase I/II/III test, TOP 2021 release with an earlie
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from polymodal.data.collate import Collator, FeatureDataset
 from polymodal.data.icd import IcdHierarchy
 from polymodal.data.paths import resolve_cache_dir, resolve_data_dir
 from polymodal.data.schema import Record
-from polymodal.data.sources.top import load_top, parse_phase
+from polymodal.data.sources.top import load_top, parse_phase, read_top_csv
 from polymodal.encoders.cache import EmbeddingCache
 from polymodal.encoders.molecule import MiniMolEncoder, MorganEncoder
 from polymodal.encoders.text import SentenceTextEncoder
 from polymodal.encoders.trainable import CodeAncestorEncoder, ProjectionEncoder, ResidualProjection
+from polymodal.errors import DataError, MissingDataError
 from polymodal.experiment import BinaryProblem, ProtocolConfig, run_binary
 from polymodal.fusion.concat import ConcatFusion
 from polymodal.fusion.mode_experts import ModeExpertsFusion
 from polymodal.model import MultimodalModel
 from polymodal.objectives import BinaryCrossEntropy, CauchyGateLoss, ExpertAgreementLoss, WeightedSum
+from polymodal.predict import read_run_json
 from polymodal.recipes.registry import REGISTRY, Paper, PublishedResult, Recipe
 from polymodal.recipes.trial_features import TrialFeaturizer
-from polymodal.training import TrainConfig
+from polymodal.training import TrainConfig, predict_scores
 
 
 class MexaCtpConfig(BaseModel):
@@ -187,6 +193,65 @@ def run(cfg: MexaCtpConfig, *, data_dir: str | Path | None, out_dir: str | Path,
     return run_binary(problem, cfg.protocol, cfg.train, out_dir, config={"recipe": "mexa-ctp", **cfg.model_dump()})
 
 
+def predict(run_dir: Path, input_path: Path, cache_dir: Path | None = None) -> pd.DataFrame:
+    """Score new trials (a TOP-format CSV; label, status and phase optional) with a finished run.
+
+    Uses the headline selection's fitted featuriser and every seed's model: the score is the mean
+    sigmoid output over seeds, and the decision compares it with the mean of the seeds' thresholds
+    (each chosen on that seed's selection-split scores only, never on test data). Unknown ICD codes
+    and unparsable SMILES are dropped and counted (``frame.attrs["skips"]``), as in training.
+
+    Returns:
+        Columns ``id, score, decision`` (decision 0/1), one row per input trial, in file order.
+    """
+    run_dir = Path(run_dir)
+    config = read_run_json(run_dir / "config.json")
+    metrics = read_run_json(run_dir / "metrics.json")
+    cfg = MexaCtpConfig.model_validate({k: v for k, v in config.items() if k != "recipe"})
+    selection = str((metrics.get("selection") or {}).get("name") or cfg.protocol.selections[0])
+    featurizer = _load_featurizer(run_dir / selection / "featurizer.pkl", cache_dir)
+    threshold = _mean_threshold(metrics, run_dir / "metrics.json")
+    records, skips = read_top_csv(input_path, require_label=False, icd=featurizer.icd)
+    frame = pd.DataFrame({"id": [r.id for r in records], "score": np.zeros(len(records))})
+    if records:
+        features = featurizer.transform(records)
+        dataset = FeatureDataset(features, np.zeros(len(features)))  # targets unused: outcomes unknown
+        collator = Collator(featurizer.modalities, featurizer.max_len)
+        seed_dirs = [run_dir / selection / f"seed_{seed}" for seed in range(cfg.protocol.seeds)]
+        scores = [predict_scores(_load_model(cfg, featurizer, d / "model.pt"), dataset, collator) for d in seed_dirs]
+        frame["score"] = np.mean(scores, axis=0)  # (N,)
+    frame["decision"] = (frame["score"] >= threshold).astype(int)
+    frame.attrs.update(skips=skips.to_dict(), threshold=threshold,
+                       threshold_source=f"mean of {cfg.protocol.seeds} seeds' {selection}-selection thresholds")
+    return frame
+
+
+def _load_featurizer(path: Path, cache_dir: Path | None) -> TrialFeaturizer:
+    if not path.is_file():
+        raise MissingDataError(f"{path} not found: the run folder predates saved featurisers or is incomplete")
+    with open(path, "rb") as fh:
+        featurizer: TrialFeaturizer = pickle.load(fh)  # unpickling runs code: only use run folders you trust
+    # New trials bring new statements and molecules: embed them into this machine's writable cache.
+    featurizer.cache_dir = str(resolve_cache_dir(cache_dir) / "embeddings")
+    return featurizer
+
+
+def _load_model(cfg: MexaCtpConfig, featurizer: TrialFeaturizer, path: Path) -> MultimodalModel:
+    if not path.is_file():
+        raise MissingDataError(f"{path} not found: the run folder is incomplete")
+    model = build_model(cfg, featurizer)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model
+
+
+def _mean_threshold(metrics: dict[str, Any], path: Path) -> float:
+    try:
+        per_seed = metrics["models"]["mexa-ctp"]["threshold"]["per_seed"]
+        return float(np.mean([float(t) for t in per_seed]))
+    except (KeyError, TypeError, ValueError):
+        raise DataError("no models['mexa-ctp'].threshold.per_seed", file=path, field="models") from None
+
+
 RECIPE = REGISTRY.register(
     Recipe(
         name="mexa-ctp",
@@ -195,6 +260,7 @@ RECIPE = REGISTRY.register(
         summary="Clinical-trial outcome from drugs, diseases and eligibility criteria (TOP benchmark)",
         config_cls=MexaCtpConfig,
         runner=run,
+        predictor=predict,
         data_licence="TOP benchmark: non-commercial academic use only",
         published=PUBLISHED,
         deviations=tuple(line.strip(" *") for line in (__doc__ or "").split("Deviations")[1]

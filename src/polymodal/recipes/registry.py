@@ -50,6 +50,9 @@ class Recipe:
         data_licence: the terms of the data it runs on.
         published: the paper's numbers, read by the reports.
         deviations: every way the recipe departs from the paper.
+        predictor: ``predictor(run_dir, input_path, cache_dir) -> pandas.DataFrame`` with columns
+            ``id, score, decision``: scores new samples (a CSV in the recipe's input format) with a
+            finished run's saved models; ``None`` when the recipe cannot predict yet.
     """
 
     name: str
@@ -60,6 +63,7 @@ class Recipe:
     data_licence: str = ""
     published: tuple[PublishedResult, ...] = ()
     deviations: tuple[str, ...] = ()
+    predictor: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -23,6 +23,7 @@ README does not describe them, so ``task="indication"`` loads them only if you s
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,13 +39,15 @@ from polymodal.data.schema import Record
 from polymodal.data.splits import DatasetSplits, SkipReport
 from polymodal.errors import ConfigError, DataError, MissingDataError
 
-__all__ = ["COLUMNS", "INPUT_KEYS", "TOP_DIR", "load_top", "parse_phase"]
+__all__ = ["COLUMNS", "INPUT_KEYS", "TOP_DIR", "load_top", "parse_phase", "read_top_csv"]
 
 TOP_DIR = "TOP_clinical_trial_outcome"
 REPO = "futianfan/clinical-trial-outcome-prediction"
 SNAPSHOT = "ClinicalTrials.gov snapshot 2021-02-20"
 COLUMNS = ("nctid", "status", "why_stop", "label", "phase", "diseases", "icdcodes", "drugs", "smiless",
            "criteria")
+# Columns a trial to be scored may lack: its outcome is unknown, and status/why_stop are never read.
+UNLABELED_OPTIONAL = ("status", "why_stop", "label", "phase")
 INPUT_KEYS = ("drugs", "drug_names", "diseases", "icd_codes", "inclusion", "exclusion")
 SPLITS = ("train", "valid", "test")
 TASKS = ("outcome", "indication")
@@ -104,6 +107,39 @@ def load_top(data_dir: str | Path, phase: str = "I", *, task: str = "outcome",
     )
 
 
+def read_top_csv(path: str | Path, *, require_label: bool = True, strict: bool = False,
+                 icd: IcdHierarchy | None = None) -> tuple[list[Record], SkipReport]:
+    """Read one CSV in TOP's format, with the same row parser as :func:`load_top`.
+
+    This is how new trials are scored (``polymodal predict``): with ``require_label=False`` the
+    columns ``label``, ``phase``, ``status`` and ``why_stop`` may be absent and an empty label cell
+    gives ``target = NaN``; a label that is present must still be 0 or 1.
+
+    Args:
+        path: the CSV file.
+        require_label: every row must carry a 0/1 label (and every TOP column must exist).
+        strict: raise a DataError on an unparsable SMILES or an unknown ICD code instead of
+            dropping it and counting it in the returned SkipReport.
+        icd: the ICD-10 hierarchy; by default the ``icdcode/`` folder beside the file, as in TOP's
+            layout (a fitted TrialFeaturizer carries the one it was trained with: pass ``.icd``).
+
+    Returns:
+        The Records in file order, and what was skipped or repaired.
+
+    Raises:
+        MissingDataError: the file (or the default ICD table) is absent.
+        DataError: malformed CSV, missing column, bad NCT id / label / literal list (file, row, field).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"TOP-format CSV not found: {path}")
+    icd = icd if icd is not None else IcdHierarchy.from_data_dir(path.parent / "icdcode")
+    skips = SkipReport()
+    optional = () if require_label else UNLABELED_OPTIONAL
+    parse = _RowParser(path, icd, strict, skips, require_label=require_label)
+    return _read_split(path, parse, optional=optional), skips
+
+
 def _stem(phase: str | int, task: str) -> tuple[str, str]:
     """File stem and a human name for the requested task."""
     if task == "indication":
@@ -128,8 +164,8 @@ def _require(paths: dict[str, Path], what: str, task: str) -> None:
     raise MissingDataError(message)
 
 
-def _read_split(path: Path, parse: Callable[[int, Any], Record]) -> list[Record]:
-    frame = _read_csv(path)
+def _read_split(path: Path, parse: Callable[[int, Any], Record], *, optional: Iterable[str] = ()) -> list[Record]:
+    frame = _read_csv(path, optional=optional)
     records = [parse(i, row) for i, row in enumerate(frame.itertuples(index=False), start=1)]
     seen: dict[str, int] = {}
     for record in records:
@@ -140,8 +176,11 @@ def _read_split(path: Path, parse: Callable[[int, Any], Record]) -> list[Record]
     return records
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """The file as strings (empty cells stay ""), with the expected columns, else a DataError."""
+def _read_csv(path: Path, *, optional: Iterable[str] = ()) -> pd.DataFrame:
+    """The file as strings (empty cells stay ""), with the expected columns, else a DataError.
+
+    Columns in ``optional`` may be absent; they are then added as empty text.
+    """
     try:
         # Every cell is text: "NA" is a valid disease abbreviation, not a missing value.
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -149,6 +188,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"malformed CSV: {err}", file=path, row=_parser_row(str(err))) from None
     except UnicodeDecodeError as err:
         raise DataError(f"not UTF-8 text: {err}", file=path) from None
+    optional = set(optional)
+    for column in optional - set(frame.columns):
+        frame[column] = ""
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:
         raise DataError(f"header row lacks column(s) {missing}; it has {list(frame.columns)}", file=path,
@@ -173,6 +215,7 @@ class _RowParser:
     icd: IcdHierarchy
     strict: bool
     skips: SkipReport
+    require_label: bool = True
     _smiles: dict[str, str | None] = field(default_factory=dict)
 
     def __call__(self, row: int, values: Any) -> Record:
@@ -197,6 +240,8 @@ class _RowParser:
         return Record(id=values.nctid.strip(), inputs=inputs, target=self._label(row, values.label), meta=meta)
 
     def _label(self, row: int, text: str) -> float:
+        if not self.require_label and not text.strip():
+            return math.nan  # a trial to be scored: its outcome is not known yet
         try:
             label = float(text)
         except ValueError:
