@@ -218,6 +218,8 @@ def _train_seed(problem: BinaryProblem, fold: _Fold, seed: int, cfg: TrainConfig
         with np.load(done) as saved:
             return {k: saved[k] for k in saved.files}
     seed_everything(seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     model = problem.build_model(fold.featurizer)
     objective = problem.build_objective(fold.targets("train"))
     system = MultimodalSystem(model, objective, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -31,6 +31,7 @@ class TrainConfig(BaseModel):
     num_nodes: int = 1
     accelerator: str = "cpu"
     progress: bool = True
+    threads: int | None = None  # torch intra-op threads; None keeps torch's default
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
