@@ -188,8 +188,7 @@ def _read_csv(path: Path, *, optional: Iterable[str] = ()) -> pd.DataFrame:
         raise DataError(f"malformed CSV: {err}", file=path, row=_parser_row(str(err))) from None
     except UnicodeDecodeError as err:
         raise DataError(f"not UTF-8 text: {err}", file=path) from None
-    optional = set(optional)
-    for column in optional - set(frame.columns):
+    for column in set(optional) - set(frame.columns):
         frame[column] = ""
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:
