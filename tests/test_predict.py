@@ -79,13 +79,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("predict")
     data_dir, test_rows = _data_dir(root / "data")
     cfg = mexa_ctp.MexaCtpConfig(
-        train=TrainConfig(max_epochs=2, patience=2, batch_size=16, progress=False),
+        # One thread, as the recipe's default: with 2 on a busy 2-core machine this took 60 s, not 6.
+        train=TrainConfig(max_epochs=2, patience=2, batch_size=16, progress=False, threads=1),
         protocol=ProtocolConfig(seeds=2, selections=("valid",), robustness=False, baselines=False, n_boot=20),
     )
-    threads = torch.get_num_threads()
-    # Width-8 layers on batches of 16: intra-op threads only add overhead, and on a busy machine
-    # they oversubscribe the cores (measured: 60 s with 2 threads under load, 6 s with 1).
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()  # the runner sets it process-wide; give it back afterwards
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(mexa_ctp, "SentenceTextEncoder", lambda model_id: HashingTextEncoder(dim=32))
