@@ -83,6 +83,10 @@ def summarise(results: dict, selection: str) -> list[dict]:
     return rows
 
 
+def _cell(s: dict) -> str:
+    return f"{s['mean']:.3f} ± {s['std']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+
+
 def markdown(payload: dict) -> str:
     lines = [f"# TOP phase I: MEXA-CTP and baselines ({payload['seeds']} seeds)", "",
              f"Command: `{payload['command']}`", "",
@@ -90,14 +94,11 @@ def markdown(payload: dict) -> str:
              f"torch {payload['environment']['torch']}, Python {payload['environment']['python']}.", ""]
     for selection, rows in payload["tables"].items():
         lines += [f"## Selection on: {selection}", "",
-                  "| variant | model | kind | test ROC-AUC [95% CI] | test PR-AUC [95% CI] | test F1 | selection ROC-AUC |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| variant | model | kind | test ROC-AUC [95% CI] | test PR-AUC [95% CI] | test F1 "
+                  "| selection ROC-AUC |", "|---|---|---|---|---|---|---|"]
         for r in rows:
-            def cell(metric: str) -> str:
-                s = r[metric]
-                return f"{s['mean']:.3f} ± {s['std']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
-            lines.append(f"| {r['variant']} | {r['model']} | {r['kind']} | {cell('roc_auc')} | {cell('pr_auc')} | "
-                         f"{r['f1']['mean']:.3f} | {r['valid_roc_auc']:.3f} |")
+            lines.append(f"| {r['variant']} | {r['model']} | {r['kind']} | {_cell(r['roc_auc'])} | "
+                         f"{_cell(r['pr_auc'])} | {r['f1']['mean']:.3f} | {r['valid_roc_auc']:.3f} |")
         lines.append("")
     lines += ["## Time", "", f"- cold embedding of phase I (empty cache): {payload['cold_embedding']['seconds']} s",
               *[f"- `{v}`: {res['wall_seconds']} s wall for {payload['seeds']} seeds x "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -53,8 +54,8 @@ def test_recipe_is_documented(name: str) -> None:
 class _TrialFeaturizerStub:
     """Dimensions of a fitted TrialFeaturizer, without data."""
 
-    modalities = ["criteria", "diseases", "drugs"]
-    max_len = {"criteria": 13, "diseases": 5, "drugs": 5}
+    modalities: ClassVar[list[str]] = ["criteria", "diseases", "drugs"]
+    max_len: ClassVar[dict[str, int]] = {"criteria": 13, "diseases": 5, "drugs": 5}
     criteria_dim, drug_dim, code_vocab_size, max_ancestors = 17, 32, 20, 5
 
 

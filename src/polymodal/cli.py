@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -172,7 +173,7 @@ def _emit(metrics: dict[str, Any], out_dir: Path, as_json: bool, seconds: float 
 
 def _shown_metrics(rows: list[dict[str, Any]], primary: str) -> list[str]:
     names = list(dict.fromkeys(r["metric"] for r in rows if r["split"] == "test"))
-    preferred = [primary, "pr_auc", "f1", "c_index", "brier"]
+    preferred = dict.fromkeys([primary, "pr_auc", "f1", "c_index", "brier"])  # ordered, no duplicates
     return [m for m in preferred if m in names] or names[:4]
 
 
@@ -219,9 +220,26 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
-def main() -> None:  # pragma: no cover - console entry point
+def main() -> None:
+    """Console entry point: our own errors print as one clear line (file, row, field) and exit 2."""
+    from polymodal.errors import PolymodalError
+
     try:
-        app()
+        app(standalone_mode=False)
+    except PolymodalError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyError as exc:  # unknown recipe: the registry's message lists close matches
+        console.print(f"[red]error:[/red] {exc.args[0] if exc.args else exc}", highlight=False)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        console.print("interrupted: rerun the same command to resume")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.print("interrupted: rerun the same command to resume")
         sys.exit(130)
