@@ -21,16 +21,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader
 
 from polymodal.baselines import AllPositiveBaseline, EmbeddingLogisticBaseline, PriorBaseline, TfidfLogisticBaseline
+from polymodal.config import ProtocolConfig
 from polymodal.data.collate import Collator, FeatureDataset
 from polymodal.data.schema import Record
 from polymodal.data.splits import DatasetSplits
@@ -41,24 +41,6 @@ from polymodal.training import MultimodalSystem, TrainConfig, make_trainer, pred
 from polymodal.training.predict import drop_modality
 
 log = logging.getLogger(__name__)
-
-Selection = Literal["valid", "temporal"]
-
-
-class ProtocolConfig(BaseModel):
-    """The evaluation protocol's knobs; the same for every binary recipe."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    seeds: int = Field(5, ge=1)
-    selections: tuple[Selection, ...] = ("temporal", "valid")  # the first is the headline
-    temporal_fraction: float = Field(0.15, gt=0, lt=1)  # latest share of train+valid used for selection
-    order_key: str = "nct_number"
-    n_boot: int = 1000
-    threshold_rule: Literal["max_f1", "youden"] = "max_f1"
-    robustness: bool = True
-    baselines: bool = True
-
 
 class Featurizer(Protocol):
     """Turns Records into per-modality arrays; fitted on training records only."""

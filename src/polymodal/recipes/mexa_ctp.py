@@ -51,6 +51,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from polymodal.config import ProtocolConfig, TrainConfig
 from polymodal.data.collate import Collator, FeatureDataset
 from polymodal.data.icd import IcdHierarchy
 from polymodal.data.paths import resolve_cache_dir, resolve_data_dir
@@ -61,7 +62,6 @@ from polymodal.encoders.molecule import MiniMolEncoder, MorganEncoder
 from polymodal.encoders.text import SentenceTextEncoder
 from polymodal.encoders.trainable import CodeAncestorEncoder, ProjectionEncoder, ResidualProjection
 from polymodal.errors import DataError, MissingDataError
-from polymodal.experiment import BinaryProblem, ProtocolConfig, run_binary
 from polymodal.fusion.concat import ConcatFusion
 from polymodal.fusion.mode_experts import ModeExpertsFusion
 from polymodal.model import MultimodalModel
@@ -69,7 +69,6 @@ from polymodal.objectives import BinaryCrossEntropy, CauchyGateLoss, ExpertAgree
 from polymodal.predict import read_run_json
 from polymodal.recipes.registry import REGISTRY, Paper, PublishedResult, Recipe
 from polymodal.recipes.trial_features import TrialFeaturizer
-from polymodal.training import TrainConfig, predict_scores
 
 
 class MexaCtpConfig(BaseModel):
@@ -193,6 +192,8 @@ def run(cfg: MexaCtpConfig, *, data_dir: str | Path | None, out_dir: str | Path,
     phase = parse_phase(cfg.phase)
     splits = load_top(data_root, phase)
     cache = EmbeddingCache(cache_root / "embeddings")
+    from polymodal.experiment import BinaryProblem, run_binary  # Lightning: imported only when a run starts
+
     problem = BinaryProblem(
         name="mexa-ctp",
         splits=splits,
@@ -222,6 +223,8 @@ def predict(run_dir: Path, input_path: Path, cache_dir: Path | None = None) -> p
     Returns:
         Columns ``id, score, decision`` (decision 0/1), one row per input trial, in file order.
     """
+    from polymodal.training import predict_scores  # Lightning: imported only when needed
+
     run_dir = Path(run_dir)
     config = read_run_json(run_dir / "config.json")
     metrics = read_run_json(run_dir / "metrics.json")

@@ -12,26 +12,9 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.strategies import DDPStrategy
-from pydantic import BaseModel, ConfigDict
 
+from polymodal.config import TrainConfig
 from polymodal.io import atomic_path
-
-
-class TrainConfig(BaseModel):
-    """How one model is trained; every recipe config embeds one."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_epochs: int = 100
-    patience: int = 10  # epochs without a better selection score before stopping
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    devices: int = 1
-    num_nodes: int = 1
-    accelerator: str = "cpu"
-    progress: bool = True
-    threads: int | None = None  # torch intra-op threads; None keeps torch's default
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
