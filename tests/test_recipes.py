@@ -57,6 +57,7 @@ class _TrialFeaturizerStub:
     modalities: ClassVar[list[str]] = ["criteria", "diseases", "drugs"]
     max_len: ClassVar[dict[str, int]] = {"criteria": 13, "diseases": 5, "drugs": 5}
     criteria_dim, drug_dim, code_vocab_size, max_ancestors = 17, 32, 20, 5
+    disease_text = False
 
 
 def _trial_batch(n: int = 6) -> tuple[dict, torch.Tensor]:

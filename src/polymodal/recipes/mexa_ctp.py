@@ -94,6 +94,11 @@ class MexaCtpConfig(BaseModel):
     max_exclusion: int = 5
     max_drugs: int = 5
     max_codes: int = 5
+    # Beyond the paper (off by default): diseases as text (names, and each ICD code as the mean
+    # embedding of its own and its ancestors' names) instead of trained code embeddings; drug
+    # names as extra drug tokens (many TOP trials list more drugs than they have SMILES for).
+    disease_text: bool = False
+    drug_text: bool = False
     # One intra-op thread: the model is tiny, so per-op overhead dominates and more threads only
     # add synchronisation (measured several times slower with 2 threads on a busy 2-core machine).
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(max_epochs=100, patience=10, batch_size=64,
@@ -136,7 +141,7 @@ def make_featurizer(cfg: MexaCtpConfig, data_dir: Path, cache: EmbeddingCache) -
     return TrialFeaturizer(
         SentenceTextEncoder(cfg.text_model), molecule, IcdHierarchy.from_data_dir(data_dir),
         cache, max_inclusion=cfg.max_inclusion, max_exclusion=cfg.max_exclusion,
-        max_drugs=cfg.max_drugs, max_codes=cfg.max_codes,
+        max_drugs=cfg.max_drugs, max_codes=cfg.max_codes, disease_text=cfg.disease_text, drug_text=cfg.drug_text,
     )
 
 
@@ -145,7 +150,8 @@ def build_model(cfg: MexaCtpConfig, featurizer: TrialFeaturizer) -> MultimodalMo
     encoders = {
         "criteria": ProjectionEncoder(featurizer.criteria_dim, d, positional=True, dropout=cfg.dropout),
         "drugs": ProjectionEncoder(featurizer.drug_dim, d, dropout=cfg.dropout),
-        "diseases": CodeAncestorEncoder(featurizer.code_vocab_size, d, dropout=cfg.dropout),
+        "diseases": (ProjectionEncoder(featurizer.disease_dim, d, dropout=cfg.dropout) if featurizer.disease_text
+                     else CodeAncestorEncoder(featurizer.code_vocab_size, d, dropout=cfg.dropout)),
     }
     fusion: nn.Module
     if cfg.fusion == "mode-experts":
