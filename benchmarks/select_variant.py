@@ -37,9 +37,13 @@ from polymodal.recipes import mexa_ctp  # noqa: E402
 CANDIDATES: dict[str, dict] = {
     "paper-defaults": {},
     "wide-all-criteria": {"emb_size": 32, "max_inclusion": 32, "max_exclusion": 32, "dropout": 0.2},
+    "wide-all-criteria-concat": {"emb_size": 32, "max_inclusion": 32, "max_exclusion": 32, "dropout": 0.2,
+                                 "fusion": "concat"},
     "text-inputs": {"disease_text": True, "drug_text": True},
     "wide-text-inputs": {"emb_size": 32, "max_inclusion": 16, "max_exclusion": 16, "dropout": 0.2,
                          "disease_text": True, "drug_text": True},
+    "wide-text-inputs-concat": {"emb_size": 32, "max_inclusion": 32, "max_exclusion": 32, "dropout": 0.2,
+                                "disease_text": True, "drug_text": True, "fusion": "concat"},
 }
 
 

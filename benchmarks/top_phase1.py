@@ -25,13 +25,34 @@ sys.path.insert(0, str(ROOT / "src"))
 from polymodal.experiment import environment  # noqa: E402
 from polymodal.io import write_json, write_text  # noqa: E402
 
-VARIANTS: dict[str, list[str]] = {
-    # The paper's architecture and defaults (width 8, 8+5 statements, 5 codes, 5 drugs).
-    "paper-defaults": [],
-    # Same model family with every statement and a wider token; chosen a priori, not on test.
-    "wide-all-criteria": ["--emb-size", "32", "--max-inclusion", "32", "--max-exclusion", "32",
-                          "--dropout", "0.2"],
-}
+SELECTION_FILE = ROOT / "benchmarks" / "results" / "select_variant.json"
+
+
+def variants() -> dict[str, list[str]]:
+    """The paper's defaults, plus the variant that benchmarks/select_variant.py chose on the
+    temporal hold-out (never on test), plus the mode-experts variant with the same inputs."""
+    out: dict[str, list[str]] = {"paper-defaults": []}
+    if SELECTION_FILE.exists():
+        selection = json.loads(SELECTION_FILE.read_text())
+        chosen = selection["selected"]
+        options = selection["variants"][chosen]["options"]
+        out[f"selected:{chosen}"] = _as_cli(options)
+        if options.get("fusion") == "concat":  # the same inputs through MEXA-CTP's mode experts
+            out["same-inputs-mode-experts"] = _as_cli({k: v for k, v in options.items() if k != "fusion"})
+    return out
+
+
+def _as_cli(options: dict) -> list[str]:
+    args: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value is False:
+            args.append("--no-" + key.replace("_", "-"))
+        else:
+            args += [flag, str(value)]
+    return args
 METRICS = ("roc_auc", "pr_auc", "f1")
 
 
@@ -83,8 +104,18 @@ def summarise(results: dict, selection: str) -> list[dict]:
     return rows
 
 
+def _per_seed(res: dict) -> float:
+    seconds = res["metrics"]["timing"]["train_seconds_per_seed"]
+    return sum(seconds) / max(len(seconds), 1)
+
+
 def _cell(s: dict) -> str:
     return f"{s['mean']:.3f} ± {s['std']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+
+
+def _drops(payload: dict) -> list[str]:
+    first = next(iter(payload["variants"].values()))["metrics"]["robustness"]
+    return sorted(k for k in first if k.startswith("drop:"))
 
 
 def markdown(payload: dict) -> str:
@@ -100,10 +131,19 @@ def markdown(payload: dict) -> str:
             lines.append(f"| {r['variant']} | {r['model']} | {r['kind']} | {_cell(r['roc_auc'])} | "
                          f"{_cell(r['pr_auc'])} | {r['f1']['mean']:.3f} | {r['valid_roc_auc']:.3f} |")
         lines.append("")
-    lines += ["## Time", "", f"- cold embedding of phase I (empty cache): {payload['cold_embedding']['seconds']} s",
+    lines += ["## Does each modality help? (test ROC-AUC with one modality dropped at test time)", "",
+              "| variant | all modalities | " + " | ".join(_drops(payload)) + " |",
+              "|---|---|" + "---|" * len(_drops(payload))]
+    for variant, res in payload["variants"].items():
+        robust = res["metrics"]["robustness"]
+        cells = [f"{robust[k]['roc_auc']['mean']:.3f} [{robust[k]['roc_auc']['ci_low']:.3f}, "
+                 f"{robust[k]['roc_auc']['ci_high']:.3f}]" for k in ("none", *_drops(payload))]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines += ["", "## Time", "", f"- cold embedding of phase I (empty cache): {payload['cold_embedding']['seconds']} s",
               *[f"- `{v}`: {res['wall_seconds']} s wall for {payload['seeds']} seeds x "
                 f"{len(res['metrics']['selections'])} selections from a warm cache "
-                f"(training {sum(res['metrics']['timing']['train_seconds_per_seed']):.0f} s)"
+                f"(training {sum(res['metrics']['timing']['train_seconds_per_seed']):.0f} s, "
+                f"{_per_seed(res):.1f} s per seed and selection)"
                 for v, res in payload["variants"].items()], ""]
     return "\n".join(lines)
 
@@ -112,13 +152,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS))
+    parser.add_argument("--variant", action="append", help="run only these variants (default: all)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "polymodal-bench")
     args = parser.parse_args()
-    variants = args.variant or list(VARIANTS)
+    known = variants()
+    chosen = args.variant or list(known)
     cold = cold_embedding_seconds(args.data_dir)
     # Warm the cache for the runs (the cold timing above used a throwaway cache).
-    results = {name: run_variant(name, VARIANTS[name], args.data_dir, args.seeds, args.out) for name in variants}
+    results = {name: run_variant(name, known[name], args.data_dir, args.seeds, args.out) for name in chosen}
     selections = next(iter(results.values()))["metrics"]["selections"]
     payload = {
         "benchmark": "top_phase1",
