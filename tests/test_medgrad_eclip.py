@@ -99,24 +99,25 @@ def _tiny_backbone(name: str) -> ImageBackbone:
 
 def test_run_writes_metrics_report_and_gallery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_derm7pt(tmp_path / "data", n=48)
-    write_ph2(tmp_path / "data", n=12)
+    write_ph2(tmp_path / "data", n=16)
     monkeypatch.setattr("polymodal.encoders.image.load_backbone", _tiny_backbone)
     monkeypatch.setattr("polymodal.recipes.medgrad_run.SentenceTextEncoder", lambda _id: HashingTextEncoder(dim=64))
     cfg = apply_overrides(MedGradEclipConfig, {"image_backbone": "tiny", "image_size": 32, "dim": 16,
                                                "explain_images": 6, "explain_steps": 4, "explain_block": 8,
-                                               "gallery_images": 2, "splits": ["symmetric"]},
+                                               "gallery_images": 2, "splits": ["symmetric"], "ph2_cv_folds": 2},
                           train={"max_epochs": 5, "patience": 2}, protocol={"seeds": 2, "n_boot": 50})
     out = tmp_path / "run"
     metrics = run(cfg, data_dir=tmp_path / "data", out_dir=out, cache_dir=tmp_path / "cache")
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["models"]) == {"lit-zeroshot", "lit-trained", "concept-bottleneck", "linear-probe", "prior"}
     ph2 = saved["splits"]["symmetric"]["ph2_external"]["models"]["lit-zeroshot"]
-    assert ph2["n"]["test"] == 12 and ph2["seeds"] == 2
+    assert ph2["n"]["test"] == 16 and ph2["seeds"] == 2
+    assert set(saved["splits"]["ph2_cross_validation"]["models"]) == {"lit-zeroshot", "lit-trained", "linear-probe"}
     methods = saved["explanations"]["ph2"]["methods"]
     assert {"gradient", "gradcam", "eclip", "medgrad", "random"} <= set(methods)
     assert 0.0 <= methods["medgrad"]["mask_mass"]["mean"] <= 1.0
     report = (out / "report.md").read_text()
-    assert "PH2 as an external test set" in report and "gallery_criteria.png" in report
+    assert "PH2 as an external test set" in report and "cross-validation" in report and "gallery_criteria.png" in report
     assert (out / "gallery_methods.png").stat().st_size > 1000
     assert metrics["cache"]["misses"] > 0
     # A second run reads every image feature from the cache.
@@ -129,7 +130,8 @@ def test_run_writes_metrics_report_and_gallery(tmp_path: Path, monkeypatch: pyte
 @pytest.mark.skipif(not (DATA / "derm7pt_plus").is_dir() or not (DATA / "ph2").is_dir(), reason="image data absent")
 def test_real_derm7pt_and_ph2_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite_pytorch")
-    cfg = apply_overrides(MedGradEclipConfig, {"splits": ["symmetric"], "explain_images": 4, "explain_steps": 4},
+    cfg = apply_overrides(MedGradEclipConfig, {"splits": ["symmetric"], "explain_images": 4, "explain_steps": 4,
+                                                   "ph2_cv_folds": 0},
                           protocol={"seeds": 3, "n_boot": 200})
     metrics = run(cfg, data_dir=DATA, out_dir=tmp_path / "run")
     models = metrics["splits"]["symmetric"]["derm7pt_test"]["models"]

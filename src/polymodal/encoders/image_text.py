@@ -35,8 +35,21 @@ class ImageTextProjector(nn.Module):
         else:
             self.image_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(image_dim, dim))
         self.text_head = nn.Linear(text_dim, dim)
+        # Frozen CNN features are non-negative with very different scales per channel; the head
+        # sees them standardised with training-split statistics (set by the trainer).
+        self.register_buffer("image_mean", torch.zeros(image_dim))
+        self.register_buffer("image_std", torch.ones(image_dim))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
         self.dim = dim
+
+    def set_image_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardise image features with these (image_dim,) statistics (from the training split only)."""
+        self.image_mean.copy_(mean)
+        self.image_std.copy_(std.clamp_min(1e-3))  # a channel constant on train must not explode on test
+
+    def project_image(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., image_dim) -> (..., dim), not normalised (the loss functions normalise)."""
+        return self.image_head((features - self.image_mean) / self.image_std)
 
     @property
     def scale(self) -> torch.Tensor:
@@ -45,7 +58,7 @@ class ImageTextProjector(nn.Module):
 
     def embed_image(self, features: torch.Tensor) -> torch.Tensor:
         """(B, image_dim) -> (B, dim), unit norm."""
-        return F.normalize(self.image_head(features), dim=-1)
+        return F.normalize(self.project_image(features), dim=-1)
 
     def embed_text(self, features: torch.Tensor) -> torch.Tensor:
         """(T, text_dim) -> (T, dim), unit norm."""

@@ -99,7 +99,9 @@ def gradcam_map(scorer: ImageTextScorer, x: torch.Tensor, target: int, *, use_li
             use_library = False
     if use_library:
         with GradCAM(model=scorer, target_layers=[scorer.backbone.target_layer]) as cam:
-            maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(target)] * len(x))  # (B, S, S) numpy
+            # The backbone is frozen: the input must require grad or the target layer gets none.
+            inputs = x.detach().clone().requires_grad_(True)
+            maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(target)] * len(x))  # (B, S, S) numpy
         return torch.as_tensor(maps, dtype=torch.float32)
     fmap, grad, _ = _fmap_grads(scorer, x, target)
     weights = grad.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)

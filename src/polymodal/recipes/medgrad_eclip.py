@@ -51,6 +51,7 @@ class MedGradEclipConfig(BaseModel):
     text_model: str = MINILM_ID
     splits: tuple[SplitKind, ...] = ("symmetric", "asymmetric")
     external_ph2: bool = True
+    ph2_cv_folds: int = 5  # PH2 alone by stratified k-fold cross-validation; 0 skips it
     on_bad_image: Literal["raise", "skip"] = "raise"
     dim: int = 256  # shared embedding width of the LiT heads
     hidden: int = 0  # 0: linear image head (LiT); >0: one hidden layer

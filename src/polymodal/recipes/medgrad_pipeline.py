@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -118,7 +118,7 @@ def run_split(splits: DatasetSplits, ph2: Sequence[Record], feats: Features, opt
     explain_model = None
     for seed in range(seeds):
         zs, hist_zs = fit_image_text(train, valid, feats.prompts, options, seed)
-        trained_opts = FitOptions(**{**options.__dict__, "diagnosis_weight": diagnosis_weight, "select": "melanoma"})
+        trained_opts = replace(options, diagnosis_weight=diagnosis_weight, select="melanoma")
         tr, hist_tr = fit_image_text(train, valid, feats.prompts, trained_opts, seed)
         histories["lit-zeroshot"].append(hist_zs)
         histories["lit-trained"].append(hist_tr)
@@ -160,6 +160,58 @@ def run_split(splits: DatasetSplits, ph2: Sequence[Record], feats: Features, opt
     return result, [explain_model, train]
 
 
+def run_ph2_cv(ph2: Sequence[Record], feats: Features, options: FitOptions, seeds: int, diagnosis_weight: float,
+               folds: int, n_boot: int) -> dict[str, Any]:
+    """PH2 alone by stratified k-fold cross-validation (the paper's second protocol).
+
+    In each fold, 20% of the training part (stratified, seeded) is the validation split for early
+    stopping and the probe's C; the held-out fold is scored once. ROC-AUC and PR-AUC are computed
+    on the pooled out-of-fold scores of each seed (threshold-free, so no fold needs a threshold).
+    """
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    data = feats.dataset(ph2)
+    y = data.melanoma.astype(int)
+    oof: dict[str, list[np.ndarray]] = {"lit-zeroshot": [], "lit-trained": [], "linear-probe": []}
+    oof_concepts: list[np.ndarray] = []
+    trained_opts = replace(options, diagnosis_weight=diagnosis_weight, select="melanoma")
+    for seed in range(seeds):
+        scores = {m: np.zeros(len(y)) for m in oof}
+        concepts = np.zeros(data.concepts.shape)
+        for fold, (fit_idx, test_idx) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed)
+                                                   .split(np.zeros(len(y)), y)):
+            tr_idx, va_idx = train_test_split(fit_idx, test_size=0.2, stratify=y[fit_idx], random_state=seed)
+            part = {n: ImageTextSet(data.image[i], data.caption_ids[i], data.concepts[i], data.melanoma[i])
+                    for n, i in (("train", tr_idx), ("valid", va_idx), ("test", test_idx))}
+            zs, _ = fit_image_text(part["train"], part["valid"], feats.prompts, options, seed * 100 + fold)
+            tr, _ = fit_image_text(part["train"], part["valid"], feats.prompts, trained_opts, seed * 100 + fold)
+            out_zs = score_image_text(zs, part["test"].image, feats.prompts)
+            scores["lit-zeroshot"][test_idx] = _sigmoid(out_zs["melanoma_logit"])
+            concepts[test_idx] = _sigmoid(out_zs["concept_logits"])
+            scores["lit-trained"][test_idx] = _sigmoid(score_image_text(tr, part["test"].image,
+                                                                        feats.prompts)["melanoma_logit"])
+            if seed == 0:  # the probe is deterministic given the folds of seed 0
+                probe = EmbeddingLogisticBaseline().fit(part["train"].image, part["train"].melanoma,
+                                                        part["valid"].image, part["valid"].melanoma)
+                scores["linear-probe"][test_idx] = probe.predict_proba(part["test"].image)[:, 1]
+        for m in oof:
+            if m != "linear-probe" or seed == 0:
+                oof[m].append(scores[m])
+        oof_concepts.append(concepts)
+    models = {}
+    for m, per_seed in oof.items():
+        row = {}
+        for metric in ("roc_auc", "pr_auc"):
+            values = [BINARY_METRICS[metric](y, s) for s in per_seed]
+            low, high = bootstrap_ci(BINARY_METRICS[metric], y, per_seed, n_boot=n_boot)
+            row[metric] = {"mean": float(np.mean(values)),
+                           "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                           "ci_low": low, "ci_high": high, "per_seed": values}
+        models[m] = {"splits": {"test": row}, "seeds": len(per_seed)}
+    return {"folds": folds, "n": len(y), "models": models,
+            "concept_auc": {"lit-zeroshot": concept_results(data.concepts, oof_concepts, n_boot)}}
+
+
 def run_experiment(splits_by_kind: dict[str, DatasetSplits], ph2: list[Record], feats: Features,
                    options: FitOptions, seeds: int, diagnosis_weight: float, n_boot: int,
                    threshold_rule: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -180,4 +232,5 @@ def merge_skips(*reports: SkipReport) -> SkipReport:
     return total
 
 
-__all__ = ["Features", "compute_features", "concept_results", "merge_skips", "run_experiment", "run_split"]
+__all__ = ["Features", "compute_features", "concept_results", "merge_skips", "run_experiment", "run_ph2_cv",
+           "run_split"]

@@ -22,7 +22,7 @@ from polymodal.explain.evaluate import compute_maps, evaluate_maps
 from polymodal.explain.gallery import draw_gallery
 from polymodal.recipes.derm_concepts import CRITERIA, CRITERION_NAMES
 from polymodal.recipes.medgrad_eclip import PUBLISHED, MedGradEclipConfig, write_run
-from polymodal.recipes.medgrad_pipeline import Features, compute_features, merge_skips, run_experiment
+from polymodal.recipes.medgrad_pipeline import Features, compute_features, merge_skips, run_experiment, run_ph2_cv
 from polymodal.training.image_text import FitOptions
 
 KINDS = {"lit-zeroshot": "recipe", "lit-trained": "recipe", "concept-bottleneck": "recipe",
@@ -47,20 +47,28 @@ def run_medgrad(cfg: MedGradEclipConfig, *, data_root: Path, cache_root: Path, o
         torch.set_num_threads(saved_threads)
 
 
-def _run(cfg: MedGradEclipConfig, data_root: Path, cache_root: Path, out_dir: Path) -> dict[str, Any]:
+def prepare(cfg: MedGradEclipConfig, data_root: Path, cache_root: Path) -> dict[str, Any]:
+    """Load the data and compute (or read) every image and text feature through the cache."""
     timing: dict[str, float] = {}
     start = time.perf_counter()
     splits = {kind: load_derm7pt(data_root, kind, on_bad_image=cfg.on_bad_image) for kind in cfg.splits}
     ph2, ph2_skips = load_ph2(data_root, on_bad_image=cfg.on_bad_image) if cfg.external_ph2 else ([], SkipReport())
     timing["load_seconds"] = time.perf_counter() - start
-
     cache = EmbeddingCache(cache_root / "embeddings")
-    transform = ImageTransform(size=cfg.image_size)
-    image_encoder = FrozenImageEncoder(cfg.image_backbone, transform)
+    image_encoder = FrozenImageEncoder(cfg.image_backbone, ImageTransform(size=cfg.image_size))
     records = [r for s in splits.values() for _, part in s.items() for r in part] + list(ph2)
     t = time.perf_counter()
     feats = compute_features(records, image_encoder, SentenceTextEncoder(cfg.text_model), cache)
     timing["feature_seconds"] = time.perf_counter() - t
+    return {"splits": splits, "ph2": list(ph2), "ph2_skips": ph2_skips, "cache": cache,
+            "image_encoder": image_encoder, "features": feats, "timing": timing}
+
+
+def _run(cfg: MedGradEclipConfig, data_root: Path, cache_root: Path, out_dir: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    prepared = prepare(cfg, data_root, cache_root)
+    splits, ph2, feats = prepared["splits"], prepared["ph2"], prepared["features"]
+    cache, image_encoder, timing = prepared["cache"], prepared["image_encoder"], prepared["timing"]
 
     options = FitOptions(dim=cfg.dim, hidden=cfg.hidden, dropout=cfg.dropout, lr=cfg.train.lr,
                          weight_decay=cfg.train.weight_decay, batch_size=cfg.train.batch_size,
@@ -70,6 +78,11 @@ def _run(cfg: MedGradEclipConfig, data_root: Path, cache_root: Path, out_dir: Pa
     results, models = run_experiment(splits, list(ph2), feats, options, cfg.protocol.seeds, cfg.diagnosis_weight,
                                      cfg.protocol.n_boot, cfg.protocol.threshold_rule)
     timing["train_eval_seconds"] = time.perf_counter() - t
+    if ph2 and cfg.ph2_cv_folds > 1:
+        t = time.perf_counter()
+        results["ph2_cross_validation"] = run_ph2_cv(ph2, feats, options, cfg.protocol.seeds, cfg.diagnosis_weight,
+                                                     cfg.ph2_cv_folds, cfg.protocol.n_boot)
+        timing["ph2_cv_seconds"] = time.perf_counter() - t
 
     explanations: dict[str, Any] = {}
     if cfg.explain_images > 0:
@@ -90,7 +103,7 @@ def _run(cfg: MedGradEclipConfig, data_root: Path, cache_root: Path, out_dir: Pa
         "splits": results,
         "explanations": explanations,
         "published": [p.__dict__ for p in PUBLISHED],
-        "skips": merge_skips(*(s.skips for s in splits.values()), ph2_skips).to_dict(),
+        "skips": merge_skips(*(s.skips for s in splits.values()), prepared["ph2_skips"]).to_dict(),
         "cache": cache.stats.as_dict(),
         "timing": timing,
         "environment": _environment(),
@@ -208,6 +221,8 @@ def render_report(metrics: dict[str, Any]) -> str:
            "(threshold from Derm7pt validation). `lit-zeroshot` never sees a diagnosis label: it is trained on "
            "criteria captions only and classifies by matching the melanoma and benign descriptions.", ""]
     for kind, res in metrics["splits"].items():
+        if kind == "ph2_cross_validation":
+            continue
         sizes = res["sizes"]
         out += [f"## Derm7pt+ {kind} split (train/valid/test {sizes['train']}/{sizes['valid']}/{sizes['test']})", "",
                 "### Derm7pt test", "", _model_table(res["derm7pt_test"]["models"]), "",
@@ -216,6 +231,15 @@ def render_report(metrics: dict[str, Any]) -> str:
             out += ["### PH2 as an external test set (200 images, models trained on this split)", "",
                     _model_table(res["ph2_external"]["models"]), "",
                     "Per-criterion ROC-AUC (PH2):", "", _concept_table(res["ph2_external"]["concept_auc"]), ""]
+    cv = metrics["splits"].get("ph2_cross_validation")
+    if cv:
+        out += [f"## PH2 alone, {cv['folds']}-fold cross-validation ({cv['n']} images)", "",
+                "ROC-AUC and PR-AUC of the pooled out-of-fold scores per seed (threshold-free); in each fold 20% "
+                "of the training part is the validation split.", "", "| model | seeds | roc_auc | pr_auc |",
+                "|---|---|---|---|"]
+        out += [f"| {m} | {r['seeds']} | {format_cell(r['splits']['test']['roc_auc'])} | "
+                f"{format_cell(r['splits']['test']['pr_auc'])} |" for m, r in cv["models"].items()]
+        out += ["", "Per-criterion ROC-AUC (out-of-fold):", "", _concept_table(cv["concept_auc"]), ""]
     ex = metrics.get("explanations") or {}
     if ex:
         out += ["## Explanations", "",

@@ -115,8 +115,9 @@ def fit_image_text(train: ImageTextSet, valid: ImageTextSet, prompts: PromptBank
     rng = np.random.default_rng(seed)
     model = ImageTextProjector(train.image.shape[1], prompts.captions.shape[1], options.dim, options.hidden,
                                options.dropout)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     image, concepts, melanoma = _t(train.image), _t(train.concepts), _t(train.melanoma)
+    model.set_image_stats(image.mean(dim=0), image.std(dim=0))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     caption_ids = torch.as_tensor(train.caption_ids, dtype=torch.long)
     captions, pos, neg, diag = (_t(prompts.captions), _t(prompts.positive), _t(prompts.negative),
                                 _t(prompts.diagnosis))
@@ -128,7 +129,7 @@ def fit_image_text(train: ImageTextSet, valid: ImageTextSet, prompts: PromptBank
             idx = torch.as_tensor(order[start : start + options.batch_size])
             if len(idx) < 2:
                 continue  # InfoNCE needs a negative
-            img = model.image_head(image[idx])  # (b, d)
+            img = model.project_image(image[idx])  # (b, d)
             loss = clip_loss(img, model.text_head(captions[caption_ids[idx]]), model.scale, caption_ids[idx])
             if options.concept_weight:
                 logits = prompt_pair_logits(img, model.text_head(pos), model.text_head(neg), model.scale)  # (b, K)
