@@ -49,18 +49,23 @@ class ArrayFeaturizer:
                          for f in features])
 
 
+def build_toy_model(featurizer: ArrayFeaturizer) -> MultimodalModel:
+    encoders = {m: ProjectionEncoder(DIM, 8) for m in featurizer.modalities}
+    return MultimodalModel(encoders, ModeExpertsFusion(list(encoders), 8, layers=1), ResidualProjection(8, 1))
+
+
+def build_toy_objective(y: np.ndarray) -> WeightedSum:
+    return WeightedSum({"bce": (BinaryCrossEntropy(), 1.0), "cauchy": (CauchyGateLoss(), 0.01)})
+
+
 def make_problem(n_train: int = 240, seed: int = 0) -> BinaryProblem:
     splits = DatasetSplits(
         train=make_records(n_train, seed), valid=make_records(80, seed + 1, 10_000),
         test=make_records(120, seed + 2, 20_000), description="synthetic planted signal",
     )
 
-    def build_model(featurizer: ArrayFeaturizer) -> MultimodalModel:
-        encoders = {m: ProjectionEncoder(DIM, 8) for m in featurizer.modalities}
-        return MultimodalModel(encoders, ModeExpertsFusion(list(encoders), 8, layers=1), ResidualProjection(8, 1))
-
     return BinaryProblem(
-        name="toy-experts", splits=splits, make_featurizer=ArrayFeaturizer, build_model=build_model,
-        build_objective=lambda y: WeightedSum({"bce": (BinaryCrossEntropy(), 1.0), "cauchy": (CauchyGateLoss(), 0.01)}),
+        name="toy-experts", splits=splits, make_featurizer=ArrayFeaturizer, build_model=build_toy_model,
+        build_objective=build_toy_objective,
         document=lambda r: " ".join("hi" if v > 0 else "lo" for v in np.asarray(r.inputs["signal"])[:, 0]),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -60,3 +61,16 @@ def test_rerun_reuses_finished_seeds(finished_run: tuple[Path, dict], monkeypatc
     monkeypatch.setattr(experiment, "make_trainer", no_training)
     again = run_binary(make_problem(), PROTOCOL, TRAIN, out, config={"recipe": "toy"})
     assert again["models"]["toy-experts"]["splits"]["test"] == metrics["models"]["toy-experts"]["splits"]["test"]
+
+
+def test_seeds_trained_in_worker_processes_match_sequential_training(
+    finished_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, _ = finished_run
+    parallel = TRAIN.model_copy(update={"workers": 2})
+    run_binary(make_problem(), PROTOCOL, parallel, tmp_path, config={"recipe": "toy"})
+    for selection in ("temporal", "valid"):
+        for seed in range(PROTOCOL.seeds):
+            with np.load(out / selection / f"seed_{seed}" / "scores.npz") as a, \
+                    np.load(tmp_path / selection / f"seed_{seed}" / "scores.npz") as b:
+                np.testing.assert_allclose(a["test"], b["test"], rtol=1e-5, atol=1e-6)

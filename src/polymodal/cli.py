@@ -82,6 +82,7 @@ def run(
     devices: Annotated[int | None, typer.Option("--devices", help="Processes/GPUs for DDP.")] = None,
     num_nodes: Annotated[int | None, typer.Option("--num-nodes", help="Nodes for multi-node DDP.")] = None,
     max_epochs: Annotated[int | None, typer.Option("--max-epochs")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Seeds trained at once, one process each.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="JSON file of recipe options.")] = None,
     as_json: JsonFlag = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
@@ -92,7 +93,8 @@ def run(
     entry = _registry().get(recipe)
     overrides: dict[str, Any] = json.loads(config.read_text()) if config else {}
     overrides.update(_parse_extra(ctx.args))
-    train_overrides = {k: v for k, v in {"devices": devices, "num_nodes": num_nodes, "max_epochs": max_epochs}.items()
+    train_overrides = {k: v for k, v in {"devices": devices, "num_nodes": num_nodes, "max_epochs": max_epochs,
+                                                  "workers": workers}.items()
                        if v is not None}
     if quiet or as_json:
         train_overrides["progress"] = False
@@ -111,8 +113,24 @@ def run(
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `polymodal run`.")],
     as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    cohort: Annotated[str | None, typer.Option(
+        "--cohort", help="Score this cohort of --data-dir with the run's models (zero-shot, where the recipe "
+                         "offers it) instead of re-rendering the run.")] = None,
+    cache_dir: CacheDir = None,
 ) -> None:
     """Re-render a finished run's report from its metrics.json and predictions.csv."""
+    if cohort is not None:  # a recipe hook: Recipe.extra["zero_shot"](run_dir, cohort=, data_dir=, cache_dir=)
+        recipe = json.loads((run_dir / "config.json").read_text()).get("recipe", "") if (
+            run_dir / "config.json").exists() else ""
+        hook = _registry().get(recipe).extra.get("zero_shot") if recipe else None
+        if hook is None:
+            raise typer.BadParameter(f"the run in {run_dir} ({recipe or 'no config.json'}) cannot score a new cohort",
+                                     param_hint="--cohort")
+        _quiet_libraries()
+        metrics, out = hook(run_dir, cohort=cohort, data_dir=data_dir, cache_dir=cache_dir)
+        _emit(metrics, out, as_json, None)
+        return
     from polymodal.evaluation.rerun import reevaluate
 
     metrics = reevaluate(run_dir)

@@ -28,6 +28,7 @@ class TrainConfig(BaseModel):
     accelerator: str = "cpu"
     progress: bool = True
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
+    workers: int = Field(1, ge=1)  # seeds trained at once in separate processes (with devices == 1)
 
 
 class ProtocolConfig(BaseModel):

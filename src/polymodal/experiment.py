@@ -39,6 +39,7 @@ from polymodal.io import atomic_path, atomic_write, write_json
 from polymodal.reports import write_report
 from polymodal.training import MultimodalSystem, TrainConfig, make_trainer, predict_scores, seed_everything
 from polymodal.training.predict import drop_modality
+from polymodal.training.trainer import quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +112,17 @@ def run_binary(problem: BinaryProblem, protocol: ProtocolConfig, train_cfg: Trai
     robustness: dict[str, Any] = {}
     train_seconds: list[float] = []
     embed_seconds = 0.0
+    folds: dict[str, _Fold] = {}
     for selection in protocol.selections:
         t0 = time.perf_counter()
-        fold = _make_fold(problem, selection, protocol)
+        folds[selection] = fold = _make_fold(problem, selection, protocol)
         embed_seconds += time.perf_counter() - t0
         if is_main:  # `polymodal predict` needs the fitted featuriser (vocabularies, scalers)
             with atomic_path(out_dir / selection / "featurizer.pkl") as tmp, open(tmp, "wb") as fh:
                 pickle.dump(fold.featurizer, fh)
+    if train_cfg.workers > 1 and train_cfg.devices == 1 and train_cfg.num_nodes == 1:
+        _train_in_parallel(problem, folds, protocol, train_cfg, out_dir)
+    for selection, fold in folds.items():
         seed_scores = []
         for seed in range(protocol.seeds):
             result = _train_seed(problem, fold, seed, train_cfg, out_dir / selection / f"seed_{seed}",
@@ -192,7 +197,40 @@ def _make_fold(problem: BinaryProblem, selection: str, protocol: ProtocolConfig)
     return _Fold(selection, list(train), list(select), list(splits.test), featurizer, features)
 
 
-def _train_seed(problem: BinaryProblem, fold: _Fold, seed: int, cfg: TrainConfig, seed_dir: Path, *,
+def _train_in_parallel(problem: BinaryProblem, folds: dict[str, _Fold], protocol: ProtocolConfig,
+                       cfg: TrainConfig, out_dir: Path) -> None:
+    """Train every unfinished (selection, seed) in a pool of processes; each writes its scores.npz.
+
+    Seeds are independent, and a small model trains on one thread, so on a machine with W cores
+    W seeds run at once. Spawned (not forked) workers: forking a process whose OpenMP pool is
+    already running can deadlock. The model and objective builders must therefore be picklable
+    (module-level functions or functools.partial, not lambdas).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(fold, seed, out_dir / name / f"seed_{seed}") for name, fold in folds.items()
+            for seed in range(protocol.seeds) if not (out_dir / name / f"seed_{seed}" / "scores.npz").exists()]
+    if len(jobs) < 2:
+        return
+    builders = _Builders(problem.build_model, problem.build_objective)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(cfg.workers, len(jobs)), mp_context=context) as pool:
+        futures = [pool.submit(_train_seed, builders, fold, seed, cfg, seed_dir, robustness=protocol.robustness)
+                   for fold, seed, seed_dir in jobs]
+        for future in futures:
+            future.result()  # re-raise a worker's error here, with its traceback
+
+
+@dataclass
+class _Builders:
+    """The two callables of a BinaryProblem a training process needs (the rest stays behind)."""
+
+    build_model: Callable[[Featurizer], nn.Module]
+    build_objective: Callable[[np.ndarray], nn.Module]
+
+
+def _train_seed(problem: BinaryProblem | _Builders, fold: _Fold, seed: int, cfg: TrainConfig, seed_dir: Path, *,
                 robustness: bool) -> dict[str, Any] | None:
     done = seed_dir / "scores.npz"
     if done.exists():
@@ -200,6 +238,8 @@ def _train_seed(problem: BinaryProblem, fold: _Fold, seed: int, cfg: TrainConfig
         with np.load(done) as saved:
             return {k: saved[k] for k in saved.files}
     seed_everything(seed)
+    if not cfg.progress:
+        quiet_lightning()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model = problem.build_model(fold.featurizer)

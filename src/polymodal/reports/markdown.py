@@ -41,7 +41,8 @@ BELOW = "is below"
 
 #: Tokens of metric names for which lower is better (``log_loss`` -> ``loss``, ``integrated_brier`` ...).
 LOWER_IS_BETTER_TOKENS = frozenset(
-    {"brier", "mse", "rmse", "mae", "mape", "smape", "wape", "ibs", "loss", "nll", "ece", "error", "crps"}
+    {"brier", "mse", "rmse", "mae", "mape", "smape", "wape", "ibs", "loss", "nll", "ece", "error", "crps",
+     "ddi"}
 )
 #: Order of model kinds in tables: the recipe, then learned baselines, then trivial ones.
 KIND_ORDER = {"recipe": 0, "baseline": 2, "trivial": 3}

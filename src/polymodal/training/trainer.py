@@ -25,6 +25,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
+def quiet_lightning() -> None:
+    """Silence Lightning's per-fit banners ("GPU available: False" ...) in worker processes."""
+    import logging
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (and dataloader workers) for a reproducible run."""
     L.seed_everything(seed, workers=True, verbose=False)

@@ -1,0 +1,410 @@
+"""Run a survival recipe over K cross-validation folds under the evaluation protocol.
+
+For each fold the training part is split again (stratified by cohort and event) into an inner
+training set and an inner validation set: the featuriser, time bins, early stopping, checkpoint
+choice and every baseline's penalty use those only, and the fold's held-out part is scored once.
+Each network is trained pan-cancer (one model on every cohort) or one model per cohort; baselines
+(Kaplan-Meier, a penalised Cox on clinical variables per cohort) are fitted on the same records.
+
+Metrics are per cohort: the C-index of each fold (mean over seeds), summarised as mean and std over
+folds (the MCAT / UMPSNet protocol) with a 95% percentile bootstrap CI of the fold mean (patients
+resampled within each fold, stratified by event, paired over seeds and models); ``c_index_mean``
+averages the cohorts (UMPSNet's headline). A time-dependent AUC (scikit-survival) is added, as are
+Kaplan-Meier risk groups split at each fold's inner-validation median risk with a log-rank test
+(lifelines), and a missing-modality table for the headline network.
+
+A rerun skips every finished (fold, network, seed) and the run folder gets config.json,
+metrics.json, predictions.csv, report.md and Kaplan-Meier plots.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from lifelines.statistics import logrank_test
+from sklearn.model_selection import train_test_split
+from sksurv.metrics import cumulative_dynamic_auc
+from sksurv.util import Surv
+from torch import nn
+from torch.utils.data import DataLoader
+
+from polymodal.baselines.survival import CoxBaseline
+from polymodal.data.collate import Collator, FeatureDataset
+from polymodal.data.schema import Record
+from polymodal.data.splits import SkipReport
+from polymodal.io import atomic_path, write_json
+from polymodal.objectives.survival import DiscreteTimeSurvivalNLL
+from polymodal.tasks.survival import _c_index, assign_time_bins, quantile_time_bins
+from polymodal.training.survival_system import SurvivalSystem, risk_from_logits
+
+__all__ = ["GuidedSurvivalSystem", "NetworkSpec", "SurvivalCVProblem", "inner_split", "run_survival_cv"]
+
+
+class SurvivalFeaturizer(Protocol):
+    modalities: list[str]
+
+    def fit(self, records: Sequence[Record]) -> SurvivalFeaturizer: ...
+    def transform(self, records: Sequence[Record]) -> list[dict[str, np.ndarray]]: ...
+    def clinical(self, records: Sequence[Record]) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network of the run: what it sees, how it is built, and whether it is trained per cohort.
+
+    ``build(featurizer, modalities, n_groups) -> MultimodalModel`` whose logits are (B, K) hazards.
+    """
+
+    name: str
+    kind: str  # "recipe" or "baseline"
+    modalities: tuple[str, ...]
+    build: Callable[[Any, tuple[str, ...], int], nn.Module]
+    per_cohort: bool = False
+    robustness: bool = False  # score the test fold with each modality dropped
+
+
+@dataclass
+class SurvivalCVProblem:
+    name: str
+    records: list[Record]  # cohort in meta["cohort"], target (time, event)
+    folds: list[tuple[list[str], list[str]]]
+    make_featurizer: Callable[[Sequence[Record]], SurvivalFeaturizer]  # (records of every cohort) -> unfitted
+    networks: list[NetworkSpec]
+    description: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+    version: str = ""
+    skips: SkipReport = field(default_factory=SkipReport)
+    published: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class GuidedSurvivalSystem(SurvivalSystem):
+    """SurvivalSystem plus a cross-entropy on the model's ``group_logits`` (UMPSNet's data loss), and
+    a validation C-index averaged over groups.
+
+    Targets are (B, 4) ``[time, event, bin, group]``.
+    """
+
+    def __init__(self, model: nn.Module, objective: nn.Module, *, group_weight: float = 0.0, lr: float = 2e-4,
+                 weight_decay: float = 1e-5) -> None:
+        super().__init__(model, objective, lr=lr, weight_decay=weight_decay)
+        self.group_weight = group_weight
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        tokens, targets = batch
+        out = self.model(tokens)
+        parts = self._losses(out.logits, targets)
+        if self.group_weight > 0 and "group_logits" in out.aux:
+            parts["group"] = self.group_weight * F.cross_entropy(out.aux["group_logits"], targets[:, 3].long())
+        loss = torch.stack(list(parts.values())).sum()
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(targets))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:  # type: ignore[no-untyped-def]
+        tokens, targets = batch
+        risk = risk_from_logits(self.model(tokens).logits)  # (B,)
+        self._val.append(torch.stack([targets[:, 0], targets[:, 1], risk.float(), targets[:, 3]], dim=1).detach())
+
+    def on_validation_epoch_end(self) -> None:
+        """``val_c_index`` = mean over groups of the within-group C-index.
+
+        A C-index pooled over cancers would also reward ranking the cancers against each other
+        (their baseline hazards differ), which is not what the per-cohort test metric measures.
+        """
+        if not self._val:
+            return
+        rows = torch.cat(self._val)  # (N_local, 4)
+        if self.trainer.world_size > 1:
+            rows = self.all_gather(rows).reshape(-1, 4)
+        t, e, r, g = rows.cpu().double().numpy().T
+        values = [_c_index(t[g == k], e[g == k].astype(bool), r[g == k]) for k in np.unique(g)]
+        c = float(np.nanmean(values)) if np.isfinite(values).any() else 0.5
+        self.log("val_c_index", c, prog_bar=True, sync_dist=False)
+        self._val = []
+
+
+def _targets(records: Sequence[Record], edges: np.ndarray, groups: Mapping[str, int]) -> np.ndarray:
+    t = np.array([float(r.target[0]) for r in records])
+    e = np.array([float(r.target[1]) for r in records])
+    g = np.array([groups.get(str(r.meta["cohort"]), 0) for r in records], dtype=float)
+    return np.stack([t, e, assign_time_bins(t, edges).astype(float), g], axis=1)  # (N, 4)
+
+
+@torch.no_grad()
+def _risk(model: nn.Module, data: FeatureDataset, collator: Collator, drop: str | None = None) -> np.ndarray:
+    model.eval()
+    out = []
+    for tokens, _ in DataLoader(data, batch_size=256, shuffle=False, collate_fn=collator):
+        tokens = {m: (t.drop() if m == drop else t) for m, t in tokens.items()}
+        out.append(risk_from_logits(model(tokens).logits).cpu().numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def _fit_network(spec: NetworkSpec, feat: SurvivalFeaturizer, parts: Mapping[str, list[Record]], seed: int,
+                 cfg: Any, seed_dir: Path, groups: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Train one seed on parts["train"] with early stopping on parts["valid"]; risks of valid and test."""
+    from polymodal.training.trainer import make_trainer, seed_everything
+
+    done = seed_dir / "risks.npz"
+    if done.exists():
+        with np.load(done) as saved:
+            return {k: saved[k] for k in saved.files}
+    seed_everything(seed)
+    tr = parts["train"]
+    edges = quantile_time_bins([r.target[0] for r in tr], [r.target[1] for r in tr], cfg.n_bins)
+    data = {p: FeatureDataset([{m: f[m] for m in spec.modalities} for f in feat.transform(recs)],
+                              _targets(recs, edges, groups)) for p, recs in parts.items()}
+    model = spec.build(feat, spec.modalities, max(1, len(groups)))
+    system = GuidedSurvivalSystem(model, DiscreteTimeSurvivalNLL(cfg.alpha_surv), group_weight=cfg.group_weight,
+                                  lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    collator = Collator(spec.modalities)
+    loader = DataLoader(data["train"], batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collator,
+                        generator=torch.Generator().manual_seed(seed))
+    valid = DataLoader(data["valid"], batch_size=256, shuffle=False, collate_fn=collator)
+    trainer = make_trainer(seed_dir, cfg.train, monitor="val_c_index", mode="max")
+    last = seed_dir / "checkpoints" / "last.ckpt"
+    t0 = time.perf_counter()
+    trainer.fit(system, loader, valid, ckpt_path=str(last) if last.exists() else None)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        system.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+    result = {"seconds": np.array(time.perf_counter() - t0), "epochs": np.array(trainer.current_epoch),
+              "edges": edges}
+    for p in ("valid", "test"):
+        result[p] = _risk(model, data[p], collator)
+    if spec.robustness:
+        for m in spec.modalities:
+            result[f"test:drop:{m}"] = _risk(model, data["test"], collator, drop=m)
+    with atomic_path(seed_dir / "model.pt") as tmp:
+        torch.save(model.state_dict(), tmp)
+    with atomic_path(done) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **result)
+    for ckpt in (seed_dir / "checkpoints").glob("*.ckpt"):  # model.pt keeps the best weights
+        ckpt.unlink()
+    return result
+
+
+def inner_split(records: Sequence[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """Stratified (cohort x event) split of a training fold into inner train and inner validation."""
+    strata = [f"{r.meta['cohort']}:{int(r.target[1])}" for r in records]
+    idx = np.arange(len(records))
+    tr, va = train_test_split(idx, test_size=fraction, random_state=seed, stratify=strata)
+    return [records[i] for i in sorted(tr)], [records[i] for i in sorted(va)]
+
+
+def _td_auc(train: np.ndarray, test: np.ndarray, risk: np.ndarray) -> float:
+    """Mean cumulative/dynamic AUC at the 25/50/75% quantiles of test event times (sksurv), NaN if undefined."""
+    ev = test[:, 0][(test[:, 1] > 0) & (test[:, 0] < train[:, 0].max()) & (test[:, 0] >= test[:, 0].min())]
+    if ev.size < 3:
+        return float("nan")
+    times = np.unique(np.quantile(ev, [0.25, 0.5, 0.75]))
+    times = times[(times > test[:, 0].min()) & (times < test[:, 0].max())]
+    try:
+        _, mean_auc = cumulative_dynamic_auc(Surv.from_arrays(train[:, 1] > 0, train[:, 0]),
+                                             Surv.from_arrays(test[:, 1] > 0, test[:, 0]), risk, times)
+    except ValueError:
+        return float("nan")
+    return float(mean_auc)
+
+
+def _risk_groups(frame: pd.DataFrame) -> dict[str, Any]:
+    """Log-rank test of high vs low risk (risk above the fold's inner-validation median)."""
+    high = frame["centred_risk"] > 0
+    if high.all() or (~high).all():
+        return {"n_high": int(high.sum()), "n_low": int((~high).sum()), "logrank_p": None}
+    res = logrank_test(frame.loc[high, "time"], frame.loc[~high, "time"], frame.loc[high, "event"],
+                       frame.loc[~high, "event"])
+    return {"n_high": int(high.sum()), "n_low": int((~high).sum()), "logrank_p": float(res.p_value)}
+
+
+def _boots(per_fold: Sequence[tuple[np.ndarray, np.ndarray, Sequence[np.ndarray]]], n_boot: int,
+           rng: np.random.Generator) -> tuple[list[float], np.ndarray]:
+    values = [float(np.mean([_c_index(t, e.astype(bool), r) for r in rs])) for t, e, rs in per_fold]
+    boots = np.zeros(n_boot)
+    for t, e, rs in per_fold:
+        ev = e.astype(bool)
+        groups = [np.flatnonzero(ev), np.flatnonzero(~ev)]
+        draws = np.concatenate([g[rng.integers(0, g.size, (n_boot, g.size))] for g in groups if g.size], axis=1)
+        boots += np.array([np.mean([_c_index(t[d], ev[d], r[d]) for r in rs]) for d in draws]) / len(per_fold)
+    return values, boots
+
+
+def _summary(values: Sequence[float], boots: np.ndarray) -> dict[str, Any]:
+    v = np.asarray(values, dtype=float)
+    b = boots[np.isfinite(boots)]
+    lo, hi = np.quantile(b, [0.025, 0.975]) if b.size else (np.nan, np.nan)
+    return {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v, ddof=1)) if v.size > 1 else 0.0,
+            "ci_low": float(lo), "ci_high": float(hi), "per_fold": [float(x) for x in v]}
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _cox_clinical(feat: SurvivalFeaturizer, parts: Mapping[str, list[Record]], penalizers: Sequence[float]
+                  ) -> dict[str, np.ndarray]:
+    tables = {p: feat.clinical(recs) for p, recs in parts.items()}
+    keep = [c for c in tables["train"].columns if tables["train"][c].std() > 0]  # a constant column breaks lifelines
+    y = {p: np.array([[float(r.target[0]), float(r.target[1])] for r in recs]) for p, recs in parts.items()}
+    cox = CoxBaseline(penalizer=tuple(penalizers)).fit(tables["train"][keep], y["train"], tables["valid"][keep],
+                                                       y["valid"])
+    return {p: np.log(cox.predict(tables[p][keep])) for p in ("valid", "test")}
+
+
+def run_survival_cv(problem: SurvivalCVProblem, cfg: Any, out_dir: str | Path) -> dict[str, Any]:
+    """Train and evaluate every network and baseline on every fold; write the run folder.
+
+    Args:
+        problem: records, folds, featuriser factory and networks.
+        cfg: a config with ``seeds, split_seed, inner_valid_fraction, n_bins, alpha_surv, group_weight,
+            train (TrainConfig), n_boot, cox_penalizers``.
+        out_dir: the run folder (an existing one is resumed).
+
+    Returns:
+        The metrics dict written to ``metrics.json``.
+    """
+    from polymodal.experiment import atomic_csv, environment
+    from polymodal.quickstart import _runtime
+    from polymodal.reports import write_report
+
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    by_id = {r.id: r for r in problem.records}
+    cohorts = sorted({str(r.meta["cohort"]) for r in problem.records})
+    rows: list[dict[str, Any]] = []
+    robust: list[dict[str, Any]] = []
+    train_targets: dict[tuple[int, str], np.ndarray] = {}
+    timing: dict[str, list[float]] = {}
+    kinds = {s.name: s.kind for s in problem.networks}
+    headline = next(s for s in problem.networks if s.kind == "recipe")
+
+    def add_rows(name: str, k: int, seed: int, parts: Mapping[str, list[Record]], risks: Mapping[str, np.ndarray]):
+        for p in ("valid", "test"):
+            for r, risk in zip(parts[p], risks[p], strict=True):
+                rows.append({"id": r.id, "fold": k, "split": p, "model": name, "seed": seed,
+                             "cohort": r.meta["cohort"], "time": float(r.target[0]), "event": int(r.target[1]),
+                             "risk": float(risk)})
+
+    with _runtime(cfg.train.threads):
+        for k, (train_ids, test_ids) in enumerate(problem.folds):
+            train, test = [by_id[i] for i in train_ids], [by_id[i] for i in test_ids]
+            inner_tr, inner_va = inner_split(train, cfg.inner_valid_fraction, cfg.split_seed + k)
+            fold_dir = out_dir / f"fold_{k}"
+            write_json(fold_dir / "split.json", {"train": [r.id for r in inner_tr], "valid": [r.id for r in inner_va],
+                                                 "test": [r.id for r in test]})
+            feat = problem.make_featurizer(problem.records).fit(inner_tr)
+            with atomic_path(fold_dir / "featurizer.pkl") as tmp, open(tmp, "wb") as fh:
+                pickle.dump(feat, fh)  # for scoring new cohorts later (zero-shot)
+            groups = {c: i for i, c in enumerate(sorted({str(r.meta["cohort"]) for r in inner_tr}))}
+            for c in cohorts:
+                train_targets[(k, c)] = np.array([[r.target[0], r.target[1]] for r in inner_tr
+                                                  if r.meta["cohort"] == c])
+
+            def subset(recs: list[Record], c: str | None) -> list[Record]:
+                return [r for r in recs if c is None or r.meta["cohort"] == c]
+
+            for spec in problem.networks:
+                for c in (cohorts if spec.per_cohort else [None]):
+                    parts = {"train": subset(inner_tr, c), "valid": subset(inner_va, c), "test": subset(test, c)}
+                    if not parts["test"] or not parts["valid"]:
+                        continue
+                    for s in range(cfg.seeds):
+                        where = fold_dir / _slug(spec.name) / (c or "all") / f"seed_{s}"
+                        res = _fit_network(spec, feat, parts, s, cfg, where, groups if c is None else {c: 0})
+                        timing.setdefault(spec.name, []).append(float(res["seconds"]))
+                        add_rows(spec.name, k, s, parts, res)
+                        for key in (x for x in res if x.startswith("test:drop:")):
+                            for r, risk in zip(parts["test"], res[key], strict=True):
+                                robust.append({"id": r.id, "fold": k, "seed": s, "cond": key[5:], "risk": float(risk)})
+            for c in cohorts:
+                parts = {"train": subset(inner_tr, c), "valid": subset(inner_va, c), "test": subset(test, c)}
+                if parts["test"]:
+                    add_rows("cox-clinical", k, 0, parts, _cox_clinical(feat, parts, cfg.cox_penalizers))
+                    add_rows("kaplan-meier", k, 0, parts, {p: np.zeros(len(parts[p])) for p in ("valid", "test")})
+    kinds.update({"cox-clinical": "baseline", "kaplan-meier": "trivial"})
+
+    pred = pd.DataFrame(rows)
+    # Centre each (model, fold, seed, cohort)'s risks on its inner-validation median: risk groups
+    # (high = above 0) then use a threshold chosen on validation, and pooled plots are comparable.
+    keys = ["model", "fold", "seed", "cohort"]
+    med = pred[pred["split"] == "valid"].groupby(keys)["risk"].median().rename("valid_median").reset_index()
+    pred = pred.merge(med, on=keys, how="left")
+    pred["centred_risk"] = pred["risk"] - pred["valid_median"].fillna(0.0)
+    rng = np.random.default_rng(0)
+
+    def evaluate(frame: pd.DataFrame, split: str = "test", td: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        all_values, all_boots = [], []
+        for c in cohorts:
+            sub = frame[(frame["split"] == split) & (frame["cohort"] == c)]
+            per_fold, aucs = [], []
+            for k, g in sub.groupby("fold"):
+                wide = g.pivot_table(index="id", columns="seed", values="risk")
+                first = g.drop_duplicates("id").set_index("id").loc[wide.index]
+                t, e = first["time"].to_numpy(), first["event"].to_numpy()
+                per_fold.append((t, e, [wide[s].to_numpy() for s in wide.columns]))
+                if td:
+                    aucs.append(_td_auc(train_targets[(int(k), c)], np.stack([t, e], 1), wide.mean(1).to_numpy()))
+            if not per_fold:
+                continue
+            values, boots = _boots(per_fold, cfg.n_boot if split == "test" else 1, rng)
+            out[f"c_index_{c.lower()}"] = _summary(values, boots)
+            all_values.append(values)
+            all_boots.append(boots)
+            if td:
+                out[f"td_auc_{c.lower()}"] = {"mean": float(np.nanmean(aucs)), "std": float(np.nanstd(aucs, ddof=1)),
+                                              "per_fold": aucs}
+        if all_values:
+            out["c_index_mean"] = _summary(np.mean(all_values, axis=0), np.mean(all_boots, axis=0))
+        return out
+
+    models: dict[str, Any] = {}
+    for name in dict.fromkeys(pred["model"]):
+        sub = pred[pred["model"] == name]
+        models[name] = {"kind": kinds[name], "splits": {"test": evaluate(sub), "valid": evaluate(sub, "valid", False)},
+                        "n": {"test": int(sub[sub["split"] == "test"]["id"].nunique())},
+                        "seeds": int(sub["seed"].nunique()),
+                        "risk_groups": {c: _risk_groups(sub[(sub["split"] == "test") & (sub["cohort"] == c)]
+                                                        .groupby(["id", "fold"]).agg(
+                                                            time=("time", "first"), event=("event", "first"),
+                                                            centred_risk=("centred_risk", "mean")))
+                                        for c in cohorts}}
+    robustness: dict[str, Any] = {"none": models[headline.name]["splits"]["test"]}
+    if robust:
+        rob = pd.DataFrame(robust)
+        base = pred[(pred["model"] == headline.name) & (pred["split"] == "test")].drop(columns=["risk"])
+        for cond, g in rob.groupby("cond", sort=True):
+            merged = base.merge(g[["id", "fold", "seed", "risk"]], on=["id", "fold", "seed"])
+            robustness[str(cond)] = evaluate(merged.assign(split="test"), td=False)
+    metrics: dict[str, Any] = {
+        "recipe": problem.name, "task": "survival", "primary_metric": "c_index_mean",
+        "dataset": {"description": problem.description, "version": problem.version, "files": problem.files,
+                    "sizes": {c: sum(1 for r in problem.records if r.meta["cohort"] == c) for c in cohorts},
+                    "events": {c: int(sum(r.target[1] for r in problem.records if r.meta["cohort"] == c))
+                               for c in cohorts},
+                    "folds": len(problem.folds)},
+        "selection": {"name": "inner-valid", "description": (
+            f"a stratified {cfg.inner_valid_fraction:.0%} of each training fold (early stopping, checkpoint, "
+            "Cox penalty, risk-group threshold); the held-out fold is scored once")},
+        "models": models, "robustness": robustness, "published": problem.published,
+        "skips": problem.skips.to_dict(),
+        "timing": {"train_seconds_total": {n: round(sum(v), 1) for n, v in timing.items()},
+                   "trainings": {n: len(v) for n, v in timing.items()},
+                   "torch_threads_in_training": cfg.train.threads,
+                   "total_seconds": round(time.perf_counter() - started, 1)},
+        "environment": environment(), "notes": problem.notes,
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    frame = pred[pred["split"] == "test"].assign(risk=lambda d: d["centred_risk"])
+    atomic_csv(pred, out_dir / "predictions.csv")
+    write_report(out_dir, metrics, frame[["id", "split", "model", "seed", "time", "event", "risk"]])
+    return metrics

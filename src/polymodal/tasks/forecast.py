@@ -1,0 +1,199 @@
+"""Forecasting task: chronological windows without look-ahead, text visibility, metrics, trivial baselines.
+
+Conventions. A series has T periods, period i covering ``[start[i], end[i]]``. A window with
+origin ``t`` forecasts periods ``t .. t+H-1`` from inputs ``t-L .. t-1``; the forecast is made
+at ``start[t]``. A text is visible at origin ``t`` only if ``text_end + lag < start[t]``
+(strictly): it is about a period that has ended, and a report about a period is written after
+it (``lag``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+
+@dataclass(frozen=True)
+class ChronoSplit:
+    """Origins of the train / validation / test windows (Time-Series-Library borders).
+
+    With ``n_train = int(0.7 T)``, ``n_test = int(0.2 T)``, ``n_val = T - n_train - n_test``, the
+    train part is ``[0, n_train)``, validation ``[n_train - L, n_train + n_val)`` and test
+    ``[T - n_test - L, T)``: validation and test inputs start one input length earlier, so their
+    first targets follow the previous part directly. The scaler is fitted on ``[0, n_train)`` only.
+
+    Attributes:
+        n_train: rows the scaler may see.
+        origins: part -> (N,) int origins ``t``; every target index lies inside its part.
+    """
+
+    n_train: int
+    origins: dict[str, np.ndarray]
+
+
+def chrono_split(n: int, input_len: int, horizon: int, ratios: tuple[float, float] = (0.7, 0.2)) -> ChronoSplit:
+    """Origins for a series of ``n`` periods (train ratio, test ratio; validation is the rest)."""
+    n_train, n_test = int(n * ratios[0]), int(n * ratios[1])
+    n_val = n - n_train - n_test
+    bounds = {"train": (0, n_train), "valid": (n_train, n_train + n_val), "test": (n - n_test, n)}
+    origins = {}
+    for part, (lo, hi) in bounds.items():
+        first = max(lo, input_len)  # the input window may reach back into the previous part
+        origins[part] = np.arange(first, hi - horizon + 1)
+        if not len(origins[part]):
+            raise ValueError(f"{part}: no window of input {input_len} + horizon {horizon} fits in {n} periods")
+    return ChronoSplit(n_train, origins)
+
+
+def make_windows(values: np.ndarray, origins: np.ndarray, input_len: int,
+                 horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets of each origin.
+
+    Args:
+        values: (T, C) series.
+        origins: (N,) first forecast index of each window.
+
+    Returns:
+        x: (N, L, C) inputs ``values[t-L:t]``; y: (N, H, C) targets ``values[t:t+H]``.
+    """
+    idx_x = origins[:, None] + np.arange(-input_len, 0)[None, :]  # (N, L)
+    idx_y = origins[:, None] + np.arange(horizon)[None, :]  # (N, H)
+    if (idx_x < 0).any() or (idx_y >= len(values)).any():
+        raise ValueError("a window reaches outside the series")
+    return values[idx_x], values[idx_y]
+
+
+class TrainScaler:
+    """Per-channel standardisation fitted on the training rows only (sklearn StandardScaler semantics)."""
+
+    def fit(self, values: np.ndarray) -> TrainScaler:
+        self.mean_ = values.mean(0)  # (C,)
+        self.scale_ = values.std(0)
+        self.scale_[self.scale_ == 0] = 1.0
+        return self
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean_) / self.scale_
+
+    def inverse(self, values: np.ndarray, channel: int | slice = slice(None)) -> np.ndarray:
+        return values * self.scale_[channel] + self.mean_[channel]
+
+
+def visible_text_mask(origin_time: np.ndarray, text_end: np.ndarray, lag: np.timedelta64) -> np.ndarray:
+    """(N, M) bool: text m is visible at origin n iff ``text_end[m] + lag < origin_time[n]``."""
+    return (text_end[None, :] + lag) < origin_time[:, None]
+
+
+def latest_visible(origin_time: np.ndarray, text_end: np.ndarray, lag: np.timedelta64, k: int,
+                   max_age: np.timedelta64 | None = None) -> np.ndarray:
+    """Indices of the ``k`` most recent visible texts per origin; -1 pads (no text).
+
+    ``text_end`` must be sorted ascending (TextData is). A text older than ``max_age`` (its end
+    before ``origin - max_age``) is not used.
+
+    Returns:
+        (N, k) int64, most recent first.
+    """
+    if len(text_end) and np.any(np.diff(text_end.astype("datetime64[ns]").astype(np.int64)) < 0):
+        raise ValueError("text_end must be sorted ascending")
+    # number of texts with end + lag < origin  ==  searchsorted(end, origin - lag, side="left")
+    n_visible = np.searchsorted(text_end, origin_time - lag, side="left")  # (N,)
+    out = np.full((len(origin_time), k), -1, dtype=np.int64)
+    for j in range(k):
+        idx = n_visible - 1 - j
+        ok = idx >= 0
+        if max_age is not None:
+            ok &= text_end[np.clip(idx, 0, None)] >= origin_time - max_age
+        out[ok, j] = idx[ok]
+    return out
+
+
+def forecast_metrics(y_true: np.ndarray, y_pred: np.ndarray, scale: np.ndarray | float,
+                     mean: np.ndarray | float = 0.0) -> dict[str, float]:
+    """MSE and MAE on the normalised scale and on the original scale.
+
+    Args:
+        y_true, y_pred: (N, H, C) or (N, H) on the normalised (train-scaler) scale.
+        scale, mean: the scaler's per-channel (C,) scale and mean (or scalars for one channel).
+    """
+    t, p = np.asarray(y_true).reshape(len(y_true), -1), np.asarray(y_pred).reshape(len(y_pred), -1)
+    shape = np.asarray(y_true).shape
+    to_orig = np.broadcast_to(np.asarray(scale, float), shape[1:] if len(shape) == 3 else ()).reshape(-1)
+    mean_orig = np.broadcast_to(np.asarray(mean, float), shape[1:] if len(shape) == 3 else ()).reshape(-1)
+    t_o, p_o = t * to_orig + mean_orig, p * to_orig + mean_orig
+    return {
+        "mse": float(mean_squared_error(t, p)), "mae": float(mean_absolute_error(t, p)),
+        "mse_orig": float(mean_squared_error(t_o, p_o)), "mae_orig": float(mean_absolute_error(t_o, p_o)),
+    }
+
+
+def window_mse(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """(N,) squared error of each window, averaged over horizon and channels."""
+    err = (np.asarray(y_true) - np.asarray(y_pred)) ** 2
+    return err.reshape(len(err), -1).mean(1)
+
+
+def last_value(x: np.ndarray, horizon: int) -> np.ndarray:
+    """(N, L, C) -> (N, H, C): repeat the last observed value."""
+    return np.repeat(x[:, -1:, :], horizon, axis=1)
+
+
+def seasonal_naive(values: np.ndarray, origins: np.ndarray, horizon: int, period: int) -> np.ndarray:
+    """(N, H, C): the value one season before each target, from the full past series.
+
+    Target ``t+h`` takes ``values[t+h - period * ceil((h+1)/period)]``, always before ``t`` (a
+    monthly input of 8 periods is shorter than the 12-month season, so the window alone would not do).
+    """
+    h = np.arange(horizon)
+    back = period * np.ceil((h + 1) / period).astype(int)  # (H,)
+    idx = origins[:, None] + h[None, :] - back[None, :]  # (N, H)
+    if (idx < 0).any():
+        idx = np.where(idx < 0, (origins[:, None] - 1).clip(0), idx)  # no season of history yet: last value
+    return values[idx]
+
+
+def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> dict[str, float]:
+    """Diebold-Mariano test of equal accuracy, with the Harvey et al. (1997) small-sample correction.
+
+    ``d = loss_a - loss_b`` per test window; windows overlap, so the variance of its mean uses
+    autocovariances up to lag ``horizon - 1`` (the Newey-West-free rectangular kernel of DM).
+    One-sided alternative: ``b`` is more accurate (``E[d] > 0``).
+
+    Returns:
+        ``{"stat", "p_value", "mean_diff"}``; p is 1.0 when the differences are all equal.
+    """
+    d = np.asarray(loss_a, float) - np.asarray(loss_b, float)
+    n = len(d)
+    mean = float(d.mean())
+    centred = d - mean
+    lags = min(horizon - 1, n - 1)
+    gamma = [float(centred @ centred) / n] + [float(centred[k:] @ centred[:-k]) / n for k in range(1, lags + 1)]
+    var = (gamma[0] + 2 * sum(gamma[1:])) / n
+    if var <= 0:  # the rectangular kernel can go negative; fall back to the lag-0 variance
+        var = gamma[0] / n
+    if var <= 0:  # constant differences: decided by their sign alone
+        return {"stat": 0.0, "p_value": 0.0 if mean > 0 else 1.0, "mean_diff": mean}
+    h = lags + 1
+    correction = np.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n) if n + 1 - 2 * h > 0 else 1.0
+    stat = correction * mean / np.sqrt(var)
+    return {"stat": float(stat), "p_value": float(stats.t.sf(stat, df=n - 1)), "mean_diff": mean}
+
+
+def calendar_features(dates: Sequence[np.datetime64] | np.ndarray, period: int) -> np.ndarray:
+    """(N, 4) sin/cos of the position in the year (first and second harmonic), from dates.
+
+    ``period`` is unused for weekly and monthly data beyond documentation; for daily data the day
+    of week is a second cycle and is added as two more columns, giving (N, 6).
+    """
+    d = np.asarray(dates, dtype="datetime64[D]")
+    year_start = d.astype("datetime64[Y]").astype("datetime64[D]")
+    phase = 2 * np.pi * (d - year_start).astype(float) / 365.25  # (N,)
+    cols = [np.sin(phase), np.cos(phase), np.sin(2 * phase), np.cos(2 * phase)]
+    if period == 7:
+        dow = 2 * np.pi * ((d.astype(np.int64) + 3) % 7) / 7.0  # 1970-01-01 was a Thursday
+        cols += [np.sin(dow), np.cos(dow)]
+    return np.stack(cols, axis=1).astype(np.float32)

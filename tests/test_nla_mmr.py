@@ -1,0 +1,141 @@
+"""NLA-MMR: the model with and without each modality, a planted-signal run of the whole runner
+(both cohorts, both MIMIC layouts), the CLI, registration and docs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from polymodal.config import apply_overrides
+from polymodal.data.sources.drug_vocab import load_drug_vocab
+from polymodal.data.sources.mimic import build_cohort, read_mimic3
+from polymodal.encoders.text import HashingTextEncoder
+from polymodal.errors import ConfigError
+from polymodal.multilabel_experiment import patient_folds, run_medication
+from polymodal.objectives.ddi import MedicationObjective
+from polymodal.recipes.nla_mmr import DROPPABLE, RECIPE, NlaMmrConfig, NlaMmrModel
+from polymodal.tasks.medication import collate, make_problem, medication_views
+from tests.mimic_synthetic import write_drug_tables, write_mimic3, write_mimic4
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "recipes" / "nla-mmr.md"
+FAST = {"text_model": "hashing", "folds": 3, "repeats": 1, "train": {"max_epochs": 40, "patience": 8, "lr": 5e-3},
+        "protocol": {"seeds": 1, "n_boot": 50}}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mimic")
+    write_drug_tables(root)
+    write_mimic3(root / "mimic_iii_demo_1.4", n_patients=36)
+    write_mimic4(root / "mimic-iv-2.2", n_patients=24)
+    return root
+
+
+def _problem(data_dir: Path, history: bool = True):  # type: ignore[no-untyped-def]
+    vocab = load_drug_vocab(data_dir)
+    cohort = build_cohort(read_mimic3(data_dir / "mimic_iii_demo_1.4"), vocab, "safedrug")
+    problem = make_problem(cohort, vocab, history=history)
+    enc = HashingTextEncoder(dim=32)
+    from polymodal.encoders.molecule import MorganEncoder
+
+    views = medication_views(problem.labels, vocab, enc.encode, MorganEncoder(n_bits=64).encode)
+    code_text = np.vstack([np.zeros((1, 32), np.float32), enc.encode(problem.code_text)])
+    return problem, views, code_text
+
+
+@pytest.mark.parametrize("drop", [None, *DROPPABLE])
+def test_forward_backward_with_and_without_each_modality(data_dir: Path, drop: str | None) -> None:
+    problem, views, code_text = _problem(data_dir)
+    model = NlaMmrModel(code_text, views, dim=16, heads=2)
+    batch, y = collate(problem.samples[:6])
+    assert batch.visit_mask.shape[1] >= 2  # history is there
+    logits, aux = model(batch, frozenset({drop}) if drop else frozenset())
+    assert logits.shape == (6, len(problem.labels)) and torch.isfinite(logits).all()
+    parts = MedicationObjective(torch.as_tensor(problem.ddi), align_weight=0.1)(logits, y, aux)
+    parts["loss"].backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_patient_folds_never_split_a_patient() -> None:
+    groups = np.repeat(np.arange(10), 3)
+    folds = patient_folds(groups, 5, seed=0)
+    tested = np.concatenate([te for _, _, te in folds])
+    assert sorted(tested) == list(range(30))  # each visit tested once
+    for tr, va, te in folds:
+        parts = [set(groups[i]) for i in (tr, va, te)]
+        assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+
+
+def test_runner_learns_planted_signal_and_writes_run_folder(data_dir: Path, tmp_path: Path) -> None:
+    cfg = apply_overrides(NlaMmrConfig, FAST)
+    metrics = run_medication(cfg, data_dir=data_dir, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
+                             log=lambda _: None)
+    for name in ("metrics.json", "report.md", "etl.json", "config.json"):
+        assert (tmp_path / "run" / name).is_file()
+    cohorts = metrics["cohorts"]
+    assert set(cohorts) == {"safedrug", "all-admissions"}
+    test = {m: v["splits"]["test"] for m, v in cohorts["all-admissions"]["models"].items()}
+    assert {"nla-mmr", "safedrug-lite", "retain", "per-label-logistic", "nearest-visits", "most-frequent"} <= set(test)
+    assert "previous-visit" in cohorts["safedrug"]["models"]
+    # the planted diagnosis -> medication links are learnt: well above the most-frequent set
+    assert test["nla-mmr"]["jaccard"]["mean"] > test["most-frequent"]["jaccard"]["mean"] + 0.1
+    pr = test["nla-mmr"]["pr_auc"]
+    assert pr["ci_low"] <= pr["mean"] <= pr["ci_high"]
+    assert set(cohorts["all-admissions"]["robustness"]) == {"none", *[f"drop:{d}" for d in DROPPABLE]}
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "[safedrug]" in report and "[all-admissions]" in report and "Published numbers" in report
+    assert "nla-mmr [all-admissions]" in metrics["models"]  # the CLI table names the cohort
+    etl = json.loads((tmp_path / "run" / "etl.json").read_text())
+    assert etl["safedrug"]["steps"][0]["visits_kept"] > 0
+
+
+def test_cli_runs_mimic4_layout(data_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from polymodal.cli import app
+
+    args = ["run", "nla-mmr", "--source", "mimic4", "--data-dir", str(data_dir / "mimic-iv-2.2"),
+            "--drug-dir", str(data_dir), "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run"),
+            "--json", "--cohorts", '["all-admissions"]', "--text-model", "hashing", "--folds", "3", "--repeats", "1",
+            "--seeds", "1", "--max-epochs", "20", "--protocol", json.dumps({"n_boot": 20, "baselines": False,
+                                                                             "robustness": False})]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output[result.output.index("{"):])["rows"]
+    assert {r["model"] for r in rows} == {"nla-mmr [all-admissions]"}
+    assert "MIMIC-IV" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_registered_config_and_docs() -> None:
+    assert RECIPE.name == "nla-mmr" and RECIPE.paper.arxiv_id == "2501.07166"
+    cfg = NlaMmrConfig()
+    assert NlaMmrConfig.model_validate_json(cfg.model_dump_json()) == cfg
+    with pytest.raises(ConfigError, match="unknown option"):
+        apply_overrides(NlaMmrConfig, {"no_such_option": 1})
+    docs = DOCS.read_text()
+    assert "`nla-mmr`" in docs and "2501.07166" in docs
+    for published in RECIPE.published:
+        assert f"{published.value:.3f}" in docs
+
+
+DATA = Path(os.environ.get("POLYMODAL_DATA", "/work/shared/data"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "mimic_iii_demo_1.4").is_dir(), reason="MIMIC-III demo not present")
+def test_demo_end_to_end_small(tmp_path: Path) -> None:
+    """The real demo through the whole runner with MiniLM (1 repeat, 1 seed, 3 folds: a few minutes at most)."""
+    cfg = apply_overrides(NlaMmrConfig, {"folds": 3, "repeats": 1, "train": {"max_epochs": 30},
+                                         "protocol": {"seeds": 1, "n_boot": 100}})
+    metrics = run_medication(cfg, data_dir=DATA, out_dir=tmp_path / "run", log=lambda _: None)
+    sd = metrics["cohorts"]["safedrug"]
+    assert sd["dataset"]["sizes"]["patients"] == 13
+    assert metrics["cohorts"]["all-admissions"]["dataset"]["sizes"]["visits"] == 122
+    ours = metrics["models"]["nla-mmr [all-admissions]"]["splits"]["test"]["pr_auc"]["mean"]
+    assert ours > metrics["models"]["most-frequent [all-admissions]"]["splits"]["test"]["pr_auc"]["mean"] - 0.05

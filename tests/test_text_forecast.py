@@ -1,0 +1,127 @@
+"""The text-forecast recipe: registration, forward/backward, planted-text learning and leak tests, runner."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from polymodal.config import apply_overrides
+from polymodal.data.schema import Tokens
+from polymodal.data.sources.time_mmd import SeriesData, TextData
+from polymodal.errors import ConfigError
+from polymodal.forecast_experiment import DomainTexts, TextChoice, run_cell, setup_cell, text_source, train_model
+from polymodal.forecast_experiment import predict as predict_model
+from polymodal.recipes.registry import REGISTRY
+from polymodal.recipes.text_forecast import TextForecastConfig, build_model
+
+REAL = Path(os.environ.get("POLYMODAL_DATA", "/work/shared/data"))
+SMALL = TextForecastConfig(d_model=16, heads=2, d_ff=32, text_hidden=16, dropout=0.0)
+TRAIN = {"max_epochs": 40, "patience": 6, "batch_size": 64, "lr": 3e-3, "threads": 1}
+DAY = np.timedelta64(1, "D")
+
+
+def test_registered_and_config_round_trips() -> None:
+    recipe = REGISTRY.get("text-forecast")
+    assert recipe.paper.arxiv_id == "2501.07048" and recipe.published and recipe.deviations
+    cfg = TextForecastConfig()
+    assert TextForecastConfig.model_validate_json(cfg.model_dump_json()) == cfg
+    with pytest.raises(ConfigError, match="unknown option"):
+        apply_overrides(TextForecastConfig, {"no_such_option": 1})
+    assert apply_overrides(TextForecastConfig, {"domain": "Climate"}, protocol={"seeds": 2}).protocol.seeds == 2
+
+
+@pytest.mark.parametrize("with_text", [True, False])
+def test_forward_backward_with_and_without_text(with_text: bool) -> None:
+    model = build_model(SMALL, input_len=24, text_dim=5, horizon=12)
+    x = torch.randn(6, 24)
+    mask = torch.zeros(6, 3, dtype=torch.bool)
+    if with_text:
+        mask[::2, :2] = True  # some samples have text, some do not
+    out = model(x, Tokens(torch.randn(6, 3, 5), mask))
+    assert out.shape == (6, 12) and torch.isfinite(out).all()
+    out.pow(2).mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def _monthly(n: int, values: np.ndarray) -> SeriesData:
+    start = (np.datetime64("2000-01") + np.arange(n)).astype("datetime64[ns]")
+    end = (start.astype("datetime64[M]") + 1).astype("datetime64[ns]") - DAY
+    return SeriesData("Synthetic", "M", start, end, values[:, None], ["OT"])
+
+
+def _texts(start: np.ndarray, end: np.ndarray, emb: np.ndarray) -> DomainTexts:
+    n = len(start)
+    texts = TextData(start, end, [f"t{i}" for i in range(n)], [""] * n, ["report"] * n, list(range(1, n + 1)))
+    return DomainTexts(texts, emb.astype(np.float32), np.zeros_like(emb, dtype=np.float32))
+
+
+def _fit_and_score(series: SeriesData, texts: DomainTexts, choice: TextChoice | None, horizon: int = 1) -> float:
+    cell = setup_cell(series, horizon, 8, "target")
+    period = np.timedelta64(31, "D")
+    if choice is None:
+        src = {p: text_source(texts, cell.origin_time[p], TextChoice(k=1), period, 8) for p in cell.x}
+        src = {p: type(s)(s.table, np.full_like(s.idx, -1)) for p, s in src.items()}
+    else:
+        src = {p: text_source(texts, cell.origin_time[p], choice, period, 8) for p in cell.x}
+    data = {p: (cell.x[p], cell.y[p], src[p]) for p in ("train", "valid")}
+    model = train_model(build_model(SMALL, 8, texts.fact.shape[1], horizon), data, seed=0, **TRAIN)
+    return float(np.mean((predict_model(model, cell.x["test"], src["test"]) - cell.y["test"]) ** 2))
+
+
+def test_planted_future_revealing_text_is_never_seen() -> None:
+    """Text i describes period i and states its value. Honest visibility gives no gain; a broken
+    rule that lets a text be read before its period ends (lag -31 days) gives a large one, so the
+    test would catch a leak."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=300)  # white noise: the past says nothing about the next value
+    series = _monthly(300, values)
+    emb = np.zeros((300, 4))
+    emb[:, 0] = (values - values[:210].mean()) / values[:210].std()
+    texts = _texts(series.start, series.end, emb)
+    none = _fit_and_score(series, texts, None)
+    honest = _fit_and_score(series, texts, TextChoice(k=1))
+    leaky = _fit_and_score(series, texts, TextChoice(k=1, lag_days=-31))
+    assert honest > 0.85 * none, (honest, none)
+    assert leaky < 0.5 * none, (leaky, none)
+
+
+def test_planted_announcement_text_is_learned_by_run_cell() -> None:
+    """Text published before each origin announces the sign of the next step; the text model must
+    beat the text-free model significantly, and shuffled text must not."""
+    rng = np.random.default_rng(1)
+    n = 300
+    jumps = rng.choice([-1.0, 1.0], size=n) * 2.0
+    values = np.cumsum(jumps + rng.normal(scale=0.3, size=n))
+    series = _monthly(n, values)
+    emb = np.zeros((n, 4))
+    emb[:-1, 0] = jumps[1:] / 2.0  # text about period i (ends before origin i+1) announces jump i+1
+    texts = _texts(series.start, series.end, emb)
+    cell = run_cell(series, texts, 1, build=lambda dim, h: build_model(SMALL, 8, dim, h),
+                    choices=[TextChoice(k=1)], seeds=1, channels="target", train_kw=TRAIN, log=lambda s: None)
+    m = cell["models"]
+    assert m["patch transformer + text"]["mse"] < 0.5 * m["patch transformer (no text)"]["mse"]
+    assert cell["tests"]["text vs no text"]["p_value"] < 0.01
+    assert cell["tests"]["text vs shuffled"]["p_value"] < 0.01
+    assert {"last value", "seasonal naive", "NLinear", "DLinear", "NLinear + calendar", "text removed at test",
+            "patch transformer + calendar", "patch transformer + shuffled text"} <= set(m)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REAL / "Time-MMD").is_dir(), reason="Time-MMD not in the data directory")
+def test_real_domain_end_to_end(tmp_path: Path) -> None:
+    from polymodal.recipes.text_forecast import run
+
+    cfg = apply_overrides(TextForecastConfig, {"domain": "Economy", "horizons": [6], "text_k": [1],
+                                               "text_fields": ["fact"]}, train={"max_epochs": 5},
+                          protocol={"seeds": 1})
+    cache = os.environ.get("POLYMODAL_CACHE") or tmp_path / "cache"
+    metrics = run(cfg, data_dir=REAL, out_dir=tmp_path, cache_dir=cache, log=lambda s: None)
+    assert metrics["summary"]["cells"] == 1
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert "text vs no text" in saved["cells"][0]["tests"]
+    assert (tmp_path / "plots" / "Economy.png").is_file() and "Economy" in (tmp_path / "report.md").read_text()

@@ -1,0 +1,128 @@
+"""The UMPSNet recipe: build, forward/backward without each modality, the CV runner end to end on a
+synthetic TCGA folder with a planted signal, and (slow) the real BLCA + LUAD run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from polymodal.cli import app
+from polymodal.config import apply_overrides
+from polymodal.data.collate import Collator
+from polymodal.data.sources.tcga import load_cohorts
+from polymodal.objectives.survival import DiscreteTimeSurvivalNLL
+from polymodal.recipes import umpsnet
+from polymodal.recipes.registry import REGISTRY
+from tests.tcga_synthetic import write_tcga
+
+DATA = Path(os.environ.get("POLYMODAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def _small_cfg(**kw: object) -> umpsnet.UMPSNetConfig:
+    base = {"cohorts": ["AAA", "BBB"], "text_model": "hashing", "n_folds": 2, "dim": 16, "snn_hidden": 16,
+            "n_experts": 3, "with_treatment": False, "per_cancer": False}
+    base.update(kw)
+    return apply_overrides(umpsnet.UMPSNetConfig, base,
+                           train={"max_epochs": 25, "patience": 8, "lr": 3e-3, "progress": False},
+                           protocol={"seeds": 1, "n_boot": 50})
+
+
+def test_registered_with_provenance() -> None:
+    recipe = REGISTRY.get("umpsnet")
+    assert recipe.paper.arxiv_id == "2501.07016" and recipe.deviations
+    assert {p.value for p in recipe.published} >= {0.541, 0.539, 0.624, 0.620, 0.725}
+    cfg = umpsnet.UMPSNetConfig()
+    assert umpsnet.UMPSNetConfig.model_validate_json(cfg.model_dump_json()) == cfg
+    assert cfg.seeds == 3 and cfg.train.threads == 1
+
+
+@pytest.fixture(scope="module")
+def problem(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("tcga")
+    write_tcga(root, cohorts=("AAA", "BBB", "CCC"), n=80)  # CCC: never trained on (zero-shot)
+    cache = tmp_path_factory.mktemp("cache")
+    return umpsnet.make_problem(_small_cfg(), root, cache), root, cache
+
+
+@pytest.mark.parametrize("missing", [None, "genomics", "metadata", "cancer", "treatment"])
+def test_forward_backward_with_and_without_each_modality(problem, missing: str | None) -> None:  # type: ignore[no-untyped-def]
+    prob, _, _ = problem
+    cfg = _small_cfg()
+    feat = prob.make_featurizer(prob.records).fit(prob.records[:100])
+    mods = ("cancer", "genomics", "metadata", "treatment")
+    model = umpsnet.build_umpsnet(cfg, feat, mods, n_groups=2)
+    samples = [({m: f[m] for m in mods}, np.float32(0)) for f in feat.transform(prob.records[:6])]
+    tokens, _ = Collator(mods)(samples)
+    if missing:
+        tokens[missing] = tokens[missing].drop()
+    out = model(tokens)
+    assert out.logits.shape == (6, cfg.n_bins) and torch.isfinite(out.logits).all()
+    loss = DiscreteTimeSurvivalNLL()(out.logits, torch.zeros(6, dtype=torch.long), torch.ones(6))["nll"]
+    (loss + out.aux["group_logits"].sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_featurizer_scales_on_training_patients_and_encodes_clinical(problem) -> None:  # type: ignore[no-untyped-def]
+    prob, _, _ = problem
+    feat = prob.make_featurizer(prob.records).fit(prob.records[:50])
+    x = feat.transform(prob.records[:3])
+    assert x[0]["genomics"].shape == (1, len(feat.columns)) and x[0]["metadata"].shape[0] == 2
+    assert np.abs(x[1]["genomics"]).max() <= 5.0  # the planted 9000 outlier is bounded
+    clinical = feat.clinical(prob.records[:4])
+    assert list(clinical.columns) == ["age", "female", "stage", "t", "n", "m"]
+    assert clinical.notna().all().all()  # NX / MX filled with training medians
+    assert umpsnet._ordinal("Stage IIIA", "STAGE") == 3 and np.isnan(umpsnet._ordinal("NX", "N"))
+
+
+def test_runner_finds_the_planted_signal_and_writes_the_run(problem, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, root, cache = problem
+    out = tmp_path / "run"
+    metrics = umpsnet.run(_small_cfg(), data_dir=root, out_dir=out, cache_dir=cache)
+    models = metrics["models"]
+    assert set(models) == {"umpsnet", "snn-genomic", "cox-clinical", "kaplan-meier"}
+    ours = models["umpsnet"]["splits"]["test"]
+    for c in ("aaa", "bbb"):
+        s = ours[f"c_index_{c}"]
+        assert s["mean"] > 0.62, (c, s)  # the planted gene + stage signal
+        assert s["ci_low"] <= s["mean"] <= s["ci_high"] and len(s["per_fold"]) == 2
+    assert models["kaplan-meier"]["splits"]["test"]["c_index_mean"]["mean"] == pytest.approx(0.5)
+    assert set(metrics["robustness"]) == {"none", "drop:cancer", "drop:genomics", "drop:metadata"}
+    for name in ("config.json", "metrics.json", "predictions.csv", "report.md", "fold_0/split.json"):
+        assert (out / name).exists(), name
+    split = json.loads((out / "fold_0" / "split.json").read_text())
+    assert not set(split["test"]) & (set(split["train"]) | set(split["valid"]))
+    assert "c_index_aaa" in (out / "report.md").read_text()
+    again = umpsnet.run(_small_cfg(), data_dir=root, out_dir=out, cache_dir=cache)  # resumes: nothing retrains
+    assert again["models"]["umpsnet"]["splits"]["test"] == ours
+
+    # zero-shot: a cohort file the run never saw, through `polymodal eval RUN --data-dir DIR --cohort NAME`
+    result = CliRunner().invoke(app, ["eval", str(out), "--data-dir", str(root), "--cohort", "CCC",
+                                      "--cache-dir", str(cache), "--json"])
+    assert result.exit_code == 0, result.output
+    shot = json.loads((out / "zero_shot_ccc" / "metrics.json").read_text())
+    assert shot["zero_shot"] is True and "never seen in training" in (out / "zero_shot_ccc" / "report.md").read_text()
+    c = shot["models"]["umpsnet (zero-shot)"]["splits"]["test"]["c_index"]
+    assert c["mean"] > 0.6 and c["ci_low"] < c["mean"] < c["ci_high"]  # the planted signal transfers
+    bad = CliRunner().invoke(app, ["eval", str(out), "--data-dir", str(root), "--cohort", "DDD"])
+    assert bad.exit_code != 0 and "tcga_ddd_all_clean" in bad.output + str(bad.exception)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "tcga_survival_mcat_umpsnet").exists(), reason="TCGA data not available")
+def test_real_blca_luad_end_to_end(tmp_path: Path) -> None:
+    """Five folds, one seed, headline + baselines on the real cohorts (a few minutes on 2 cores)."""
+    cfg = apply_overrides(umpsnet.UMPSNetConfig, {"with_treatment": False, "per_cancer": False,
+                                                  "genomic_only": False},
+                          train={"progress": False}, protocol={"seeds": 1, "n_boot": 100})
+    assert len(load_cohorts(DATA, cfg.cohorts).records) == 826
+    metrics = umpsnet.run(cfg, data_dir=DATA, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache")
+    test = metrics["models"]["umpsnet"]["splits"]["test"]
+    for c in ("blca", "luad"):
+        assert 0.55 < test[f"c_index_{c}"]["mean"] < 0.9
+    assert (tmp_path / "run" / "report.md").exists()
