@@ -15,6 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from polymodal.io import write_text  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -67,7 +71,7 @@ def main() -> None:
     if START not in text or END not in text:
         sys.exit(f"README.md lacks the markers {START} / {END}")
     block = "\n".join([START, *lines, END])
-    readme.write_text(re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+    write_text(readme, re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S))
     print(block)
 
 
