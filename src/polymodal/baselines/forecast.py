@@ -70,7 +70,8 @@ class LinearForecaster:
         best = (np.inf, None, None)
         for alpha in self.alphas:
             model = Ridge(alpha=alpha).fit(feats, y - self._offset(last))
-            mse = float(np.mean((model.predict(feats_val) + self._offset(last_val) - y_val) ** 2))
+            pred = model.predict(feats_val).reshape(len(y_val), -1)  # Ridge flattens a single target
+            mse = float(np.mean((pred + self._offset(last_val) - y_val) ** 2))
             if mse < best[0]:
                 best = (mse, alpha, model)
         self.val_mse_, self.alpha_, self.model_ = best
@@ -79,4 +80,4 @@ class LinearForecaster:
     def predict(self, x: np.ndarray, cal: np.ndarray | None = None) -> np.ndarray:
         """(N, L) -> (N, H)."""
         feats, last = self._features(x, cal)
-        return self.model_.predict(feats) + self._offset(last)
+        return self.model_.predict(feats).reshape(len(x), -1) + self._offset(last)  # (N, H)
