@@ -22,6 +22,15 @@ from polymodal.explain import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread() -> object:
+    # Tiny models on a shared 2-core machine: one thread is many times faster than two.
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 def test_mask_mass_share_and_pointing_game_by_hand() -> None:
     maps = np.zeros((2, 4, 4))
     maps[0, 0, 0], maps[0, 3, 3] = 3.0, 1.0  # 3/4 of the mass at (0, 0)

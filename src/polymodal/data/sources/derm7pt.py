@@ -81,7 +81,7 @@ def read_meta(path: Path, *, on_bad_image: Literal["raise", "skip"] = "raise",
                 open_image(image)
             except ImageError as err:
                 if on_bad_image == "raise":
-                    raise ImageError(err.detail, file=image, reason=err.reason, row=row_no,
+                    raise ImageError(err.detail, file=path, reason=err.reason, row=row_no,
                                      field="image_path") from None
                 skips.add(f"image {err.reason}", f"{path.name} row {row_no}: {image.name}")
                 skipped.add(index)

@@ -67,7 +67,7 @@ def load_ph2(data_dir: str | Path, *, on_bad_image: Literal["raise", "skip"] = "
             except ImageError as err:
                 if on_bad_image == "raise":
                     field = "image" if Path(err.file or "") == image else "lesion_mask"
-                    raise ImageError(err.detail, file=err.file or image, reason=err.reason, row=row_no,
+                    raise ImageError(err.detail, file=path, reason=err.reason, row=row_no,
                                      field=field) from None
                 skips.add(f"image {err.reason}", f"{path.name} row {row_no}: {Path(err.file or image).name}")
                 continue
