@@ -1,6 +1,7 @@
 """Benchmark: `polymodal run text-forecast --domain all` on Time-MMD, every domain and horizon.
 
-    python benchmarks/text_forecast.py [--domain all] [--seeds 3] [--max-epochs 30] [--warm]
+    python benchmarks/text_forecast.py [--domain all] [--seeds 3] [--max-epochs 30] [--warm] [--name NAME]
+    python benchmarks/text_forecast.py --merge NAME1 NAME2 ...   # one table from runs over domain groups
 
 Runs the recipe as `polymodal run` does (in this process, so the wall time excludes nothing but
 the interpreter start), then writes benchmarks/results/text_forecast.json and .md (the run's
@@ -42,6 +43,35 @@ def warm_cache(cfg: TextForecastConfig, data_dir: Path | None) -> float:
     return time.perf_counter() - t0
 
 
+def merge(names: list[str], out_name: str = "text_forecast") -> None:
+    """Combine the results of runs over groups of domains into one table, summary and plot folder."""
+    import json
+
+    from polymodal.forecast_report import render, summarise
+
+    parts = [json.loads((RESULTS / f"{n}.json").read_text()) for n in names]
+    cells = [c for p in parts for c in p["cells"]]
+    adapter = {k: v for p in parts for k, v in p["adapter"].items()}
+    summary = summarise(cells)
+    runs = [{"name": n, "command": p["command"], "wall_seconds": p["wall_seconds"],
+             "domains": sorted(p["adapter"])} for n, p in zip(names, parts, strict=True)]
+    payload = {"benchmark": out_name, "runs": runs, "environment": parts[0]["environment"], "summary": summary,
+               "cells": cells, "adapter": adapter, "config": parts[0]["config"], "published": parts[0]["published"]}
+    write_json(RESULTS / f"{out_name}.json", payload)
+    plots = RESULTS / f"{out_name}_plots"
+    plots.mkdir(exist_ok=True)
+    for n in names:
+        for png in (RESULTS / f"{n}_plots").glob("*.png"):
+            shutil.copy(png, plots / png.name)
+    env = parts[0]["environment"]
+    head = [f"Merged from {len(runs)} runs on {env['cpu_count']} cores shared with other jobs "
+            f"({env['processor']}, torch {env['torch']}, one training thread; timings taken under load):", ""]
+    head += [f"- `{r['command']}`: {r['wall_seconds']:.0f} s ({', '.join(r['domains'])})" for r in runs] + [""]
+    lines = render(cells, adapter, summary, parts[0]["published"]).splitlines()
+    write_text(RESULTS / f"{out_name}.md", "\n".join(lines[:2] + head + lines[2:]) + "\n")
+    print(summary)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--domain", default="all")
@@ -51,7 +81,11 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--warm", action="store_true")
     parser.add_argument("--name", default="text_forecast")
+    parser.add_argument("--merge", nargs="+", default=None)
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge)
+        return
     cfg = apply_overrides(TextForecastConfig, {"domain": args.domain, "channels": args.channels},
                           train={"max_epochs": args.max_epochs}, protocol={"seeds": args.seeds})
     warm_seconds = warm_cache(cfg, args.data_dir) if args.warm else None

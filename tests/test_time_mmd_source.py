@@ -117,10 +117,20 @@ def test_texts_empty_and_na_skipped_and_sorted_by_end(tmp_path: Path) -> None:
     assert any("2 of 3 texts skipped" in a for a in texts.actions)
 
 
-def test_text_end_before_start_is_an_error(tmp_path: Path) -> None:
+def test_text_end_before_start_is_skipped_and_counted(tmp_path: Path) -> None:
     frame = pd.DataFrame({"start_date": _weekly(5).strftime("%Y-%m-%d"), "OT": np.arange(5.0)})
-    report = pd.DataFrame({"start_date": ["2001-02-01"], "end_date": ["2001-01-01"], "fact": ["a"], "preds": ["b"]})
-    with pytest.raises(DataError, match=r"Traffic_report\.csv, row 1, field 'end_date'"):
+    report = pd.DataFrame({"start_date": ["2022-12-26", "2022-11-01"], "end_date": ["2022-01-01", "2022-11-30"],
+                           "fact": ["a", "b"], "preds": ["x", "y"]})
+    texts = load_texts(_write(tmp_path, "Traffic", frame, report), "Traffic")
+    assert texts.fact == ["b"] and any("1 texts with end_date before start_date skipped (rows [1])" in a
+                                       for a in texts.actions)
+
+
+def test_text_bad_date_names_file_row_and_field(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"start_date": _weekly(5).strftime("%Y-%m-%d"), "OT": np.arange(5.0)})
+    report = pd.DataFrame({"start_date": ["2001-02-01", "yesterday"], "end_date": ["2001-02-02", "2001-03-01"],
+                           "fact": ["a", "b"], "preds": ["x", "y"]})
+    with pytest.raises(DataError, match=r"Traffic_report\.csv, row 2, field 'start_date'"):
         load_texts(_write(tmp_path, "Traffic", frame, report), "Traffic")
 
 
@@ -137,7 +147,8 @@ def test_real_files_load_with_expected_traps() -> None:
     assert climate.freq == "W" and any("newest first" in a for a in climate.actions)
     afr = load_series(REAL, "Health_AFR")
     assert np.isfinite(afr.values).all() and any("inf" in a for a in afr.actions)
-    assert any("re-dated" in a for a in load_series(REAL, "Health_US").actions)
+    assert any("5 duplicate-date rows dropped" in a for a in load_series(REAL, "Health_US").actions)
+    assert any("end_date before start_date" in a for a in load_texts(REAL, "Traffic").actions)
     assert load_series(REAL, "Environment").freq == "D"
     security = load_texts(REAL, "Security")
     assert set(security.kind) == {"search"}

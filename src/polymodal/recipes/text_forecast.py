@@ -48,10 +48,12 @@ class TextForecastConfig(BaseModel):
     channels: Literal["target", "all"] = "target"  # "target": univariate OT, the comparable protocol
     text_kinds: tuple[str, ...] = ("report", "search")
     text_model: str = MINILM_ID
-    text_max_len: int = 128  # word pieces per text; most facts are one or two sentences
+    text_max_len: int = 64  # word pieces per text; most facts are one or two sentences
     # Candidate text recipes, chosen per cell on validation MSE (first seed): which fields, how
     # many of the latest visible texts. Texts older than the input window are never used.
-    text_fields: tuple[str, ...] = ("fact", "fact+preds")
+    # "fact+preds" doubles the texts to embed (about 27k more on a cold cache); opt in with
+    # --text-fields '["fact", "fact+preds"]'.
+    text_fields: tuple[str, ...] = ("fact",)
     text_k: tuple[int, ...] = (1, 4)
     lag_days: int = 0  # extra publication delay after a text's end_date
     # A text kind (report / search) is used only if it gives this share of the training windows a

@@ -11,8 +11,9 @@ Every trap found in these files is handled explicitly and written into ``SeriesD
 
 * dates: ``start_date`` (Health_AFR has none: its first ``date`` column, checked equal to the
   duplicated ``date.1``); rows are sorted by date (Climate is newest first, Economy unsorted);
-* Health_US: five week-53 rows share their start date with the next week 1; the first of such a
-  pair is re-dated one period earlier when that slot is free (it is: the gap before is 14 days);
+* two rows sharing a start date (Health_US: five week-53 rows dated like the following week 1):
+  the first is re-dated one period earlier when that slot is free, else dropped (Health_US: the
+  slot is taken, so the five week-53 rows are dropped; the grid then has no gap there);
 * ``inf`` values (Health_AFR) become missing; leading and trailing rows without a target
   (Health_AFR's first rows, SocialGood's empty last rows) are dropped;
 * gaps in the regular grid (Health_AFR: three year-end gaps) are filled by carrying the last value
@@ -21,7 +22,8 @@ Every trap found in these files is handled explicitly and written into ``SeriesD
   than 10% of rows is dropped; others are forward-filled (leading gaps take the column's first
   value, counted);
 * texts: empty or "NA"-only ``fact``/``preds`` count as missing; a text with neither is skipped
-  and counted (Security's report file has no text at all); unparsable dates raise a DataError
+  and counted (Security's report file has no text at all); a text whose end_date is before its
+  start_date is skipped and counted (three Traffic reports); unparsable dates raise a DataError
   naming file, row and field.
 """
 
@@ -258,13 +260,16 @@ def load_texts(data_dir: str | Path, domain: str, kinds: tuple[str, ...] = ("rep
                 raise DataError("missing column", file=path, field=col)
         start = _parse_dates(frame["start_date"], path, "start_date")
         end = _parse_dates(frame["end_date"], path, "end_date")
-        backwards = np.flatnonzero((end < start).to_numpy())
-        if len(backwards):
-            raise DataError("end_date before start_date", file=path, row=int(backwards[0]) + 1, field="end_date")
+        # Traffic's reports have three year-end texts whose end_date has the wrong year (start
+        # 2022-12-26, end 2022-01-01): their date cannot be trusted, so they are skipped and counted.
+        backwards = (end < start).to_numpy()
+        if backwards.any():
+            rows_bad = (np.flatnonzero(backwards) + 1).tolist()
+            actions.append(f"{kind}: {len(rows_bad)} texts with end_date before start_date skipped (rows {rows_bad})")
         fact = [clean_text(v) for v in frame["fact"]]
         pred = [clean_text(v) for v in frame["preds"]]
-        keep = [bool(f or p) for f, p in zip(fact, pred, strict=True)]
-        n_skip = len(keep) - sum(keep)
+        keep = [bool(f or p) and not b for f, p, b in zip(fact, pred, backwards, strict=True)]
+        n_skip = len(keep) - sum(keep) - int(backwards.sum())
         if n_skip:
             actions.append(f"{kind}: {n_skip} of {len(keep)} texts skipped (no fact and no prediction)")
         dups = int(start[keep].duplicated().sum())
