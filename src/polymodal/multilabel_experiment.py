@@ -38,7 +38,7 @@ from polymodal.objectives.ddi import MedicationObjective
 from polymodal.recipes.nla_mmr import DROPPABLE, PUBLISHED, NlaMmrConfig, NlaMmrModel
 from polymodal.reports.markdown import render_markdown
 from polymodal.tasks.medication import MedicationProblem, MedicationViews, collate, make_problem, medication_views
-from polymodal.tasks.multilabel import choose_set_threshold, per_visit_metrics, summarise_runs
+from polymodal.tasks.multilabel import choose_set_threshold, ddi_pair_counts, per_visit_metrics, summarise_runs
 
 RECIPE = "nla-mmr"
 COHORT_LABEL = {
@@ -112,10 +112,11 @@ def train_model(model: torch.nn.Module, objective: torch.nn.Module, problem: Med
 
 
 def _factories(problem: MedicationProblem, views: MedicationViews, code_text: np.ndarray,
-               cfg: NlaMmrConfig) -> dict[str, tuple[str, ModelFactory]]:
+               cfg: NlaMmrConfig, train_idx: np.ndarray) -> dict[str, tuple[str, ModelFactory]]:
     ddi = torch.as_tensor(problem.ddi)
     n_codes, n_labels = len(problem.codes) + 1, len(problem.labels)
-    ddi_kw = {"target": cfg.target_ddi, "kp": cfg.kp}
+    target = cfg.target_ddi if cfg.target_ddi is not None else true_ddi_rate(problem, train_idx)
+    ddi_kw = {"target": target, "kp": cfg.kp}
 
     def nla(seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
         torch.manual_seed(seed)
@@ -134,6 +135,12 @@ def _factories(problem: MedicationProblem, views: MedicationViews, code_text: np
     if cfg.protocol.baselines:
         out.update({"safedrug-lite": ("baseline", safedrug), "retain": ("baseline", retain)})
     return out
+
+
+def true_ddi_rate(problem: MedicationProblem, idx: np.ndarray) -> float:
+    """The DDI rate of the true medication sets of visits ``idx`` (pairs pooled over visits)."""
+    dd, pairs = ddi_pair_counts(problem.targets[idx].astype(int), problem.ddi)
+    return float(dd.sum() / pairs.sum()) if pairs.sum() else 0.0
 
 
 def _sk_baselines() -> dict[str, tuple[str, Callable[[], Any]]]:
@@ -168,9 +175,9 @@ def evaluate_cohort(problem: MedicationProblem, views: MedicationViews, code_tex
                     cfg: NlaMmrConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """All models on all folds of all repeats; returns the cohort's report-shaped metrics dict."""
     n, y, groups = len(problem.samples), problem.targets, problem.groups
-    neural = _factories(problem, views, code_text, cfg)
+    neural_names = _factories(problem, views, code_text, cfg, np.arange(n))
     sk = _sk_baselines() if cfg.protocol.baselines else {}
-    kinds = {**{k: v[0] for k, v in neural.items()}, **{k: v[0] for k, v in sk.items()}}
+    kinds = {**{k: v[0] for k, v in neural_names.items()}, **{k: v[0] for k, v in sk.items()}}
     if problem.history and cfg.protocol.baselines:
         kinds["previous-visit"] = "baseline"
     runs: dict[str, list[_Runs]] = {name: [] for name in kinds}
@@ -179,11 +186,12 @@ def evaluate_cohort(problem: MedicationProblem, views: MedicationViews, code_tex
     conditions = [frozenset({d}) for d in DROPPABLE] if cfg.protocol.robustness else []
     for repeat in range(cfg.repeats):
         folds = patient_folds(groups, cfg.folds, seed=repeat)
-        per_seed = {name: [_Runs(n) for _ in range(cfg.protocol.seeds)] for name in neural}
+        per_seed = {name: [_Runs(n) for _ in range(cfg.protocol.seeds)] for name in neural_names}
         rob_seed = {f"drop:{next(iter(c))}": [_Runs(n) for _ in range(cfg.protocol.seeds)] for c in conditions}
         det = {name: _Runs(n) for name in (*sk, *(["previous-visit"] if "previous-visit" in kinds else []))}
         for fold, (tr, va, te) in enumerate(folds):
             x_tr, x_va, x_te = problem.multi_hot(tr), problem.multi_hot(va), problem.multi_hot(te)
+            neural = _factories(problem, views, code_text, cfg, tr)  # the DDI target from training visits only
             for name, (_, make) in sk.items():
                 est = make().fit(x_tr, y[tr])
                 thr = choose_set_threshold(y[va], est.predict_proba(x_va))
