@@ -41,7 +41,7 @@ def write_tcga(root: Path, cohorts: tuple[str, ...] = ("AAA", "BBB"), n: int = 8
         genes = rng.normal(size=(n, len(GENES)))
         stage = rng.integers(0, 4, size=n)
         signal = genes[:, GENES.index("ON1")] + 0.5 * stage
-        months = rng.exponential(30.0 * np.exp(-0.9 * signal)) + 0.5
+        months = 30.0 * np.exp(-1.0 * signal + 0.3 * rng.normal(size=n)) + 0.5  # a strong, nearly monotone signal
         censor = (rng.random(n) < 0.35).astype(int)
         frame = pd.DataFrame({"case_id": ids, "slide_id": [f"{i}.svs" for i in ids], "site": "XX",
                               "is_female": rng.integers(0, 2, n), "oncotree_code": cohort,
