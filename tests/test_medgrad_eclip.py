@@ -24,6 +24,7 @@ from polymodal.recipes.derm_concepts import (
     criterion_texts,
 )
 from polymodal.recipes.medgrad_eclip import MedGradEclipConfig, run
+from polymodal.recipes.medgrad_run import prepare
 from polymodal.recipes.registry import REGISTRY
 from polymodal.training.image_text import FitOptions, ImageTextSet, PromptBank, fit_image_text, score_image_text
 from tests.derm_synthetic import write_derm7pt, write_ph2
@@ -112,8 +113,9 @@ def test_run_writes_metrics_report_and_gallery(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr("polymodal.encoders.image.load_backbone", _tiny_backbone)
     monkeypatch.setattr("polymodal.recipes.medgrad_run.SentenceTextEncoder", lambda _id: HashingTextEncoder(dim=64))
     cfg = apply_overrides(MedGradEclipConfig, {"image_backbone": "tiny", "image_size": 32, "dim": 16,
-                                               "explain_images": 6, "explain_steps": 4, "explain_block": 8,
-                                               "gallery_images": 2, "splits": ["symmetric"], "ph2_cv_folds": 2},
+                                               "explain_images": 4, "explain_steps": 4, "explain_block": 8,
+                                               "gallery_images": 2, "splits": ["symmetric"], "ph2_cv_folds": 2,
+                                               "ph2_cv_seeds": 1},
                           train={"max_epochs": 5, "patience": 2}, protocol={"seeds": 2, "n_boot": 50})
     out = tmp_path / "run"
     metrics = run(cfg, data_dir=tmp_path / "data", out_dir=out, cache_dir=tmp_path / "cache")
@@ -129,10 +131,9 @@ def test_run_writes_metrics_report_and_gallery(tmp_path: Path, monkeypatch: pyte
     assert "PH2 as an external test set" in report and "cross-validation" in report and "gallery_criteria.png" in report
     assert (out / "gallery_methods.png").stat().st_size > 1000
     assert metrics["cache"]["misses"] > 0
-    # A second run reads every image feature from the cache.
-    again = run(cfg.model_copy(update={"explain_images": 0}), data_dir=tmp_path / "data", out_dir=out,
-                cache_dir=tmp_path / "cache")
-    assert again["cache"]["misses"] == 0
+    # A second pass reads every image and text feature from the cache.
+    again = prepare(cfg, tmp_path / "data", tmp_path / "cache")
+    assert again["cache"].stats.misses == 0 and again["cache"].stats.hits > 0
 
 
 @pytest.mark.slow

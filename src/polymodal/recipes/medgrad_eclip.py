@@ -52,14 +52,15 @@ class MedGradEclipConfig(BaseModel):
     splits: tuple[SplitKind, ...] = ("symmetric", "asymmetric")
     external_ph2: bool = True
     ph2_cv_folds: int = 5  # PH2 alone by stratified k-fold cross-validation; 0 skips it
+    ph2_cv_seeds: int = 3  # repetitions of the cross-validation (each its own fold assignment)
     on_bad_image: Literal["raise", "skip"] = "raise"
     dim: int = 256  # shared embedding width of the LiT heads
     hidden: int = 0  # 0: linear image head (LiT); >0: one hidden layer
     dropout: float = 0.1
     concept_weight: float = 1.0  # criterion-prompt matching loss beside the caption InfoNCE
     diagnosis_weight: float = 1.0  # the "lit-trained" variant only; the zero-shot one never sees diagnoses
-    explain_images: int = 24  # per dataset; 0 skips explanations
-    explain_steps: int = 16  # points on each deletion/insertion curve
+    explain_images: int = 12  # per dataset; 0 skips explanations (each costs ~100 CNN passes)
+    explain_steps: int = 8  # points on each deletion/insertion curve
     explain_block: int = 16  # pixels per side of a perturbed block
     gallery_images: int = 4
     # One thread: the heads are tiny and the machine is shared (more threads only add contention).

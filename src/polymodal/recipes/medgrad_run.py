@@ -80,8 +80,8 @@ def _run(cfg: MedGradEclipConfig, data_root: Path, cache_root: Path, out_dir: Pa
     timing["train_eval_seconds"] = time.perf_counter() - t
     if ph2 and cfg.ph2_cv_folds > 1:
         t = time.perf_counter()
-        results["ph2_cross_validation"] = run_ph2_cv(ph2, feats, options, cfg.protocol.seeds, cfg.diagnosis_weight,
-                                                     cfg.ph2_cv_folds, cfg.protocol.n_boot)
+        results["ph2_cross_validation"] = run_ph2_cv(ph2, feats, options, min(cfg.ph2_cv_seeds, cfg.protocol.seeds),
+                                                     cfg.diagnosis_weight, cfg.ph2_cv_folds, cfg.protocol.n_boot)
         timing["ph2_cv_seconds"] = time.perf_counter() - t
 
     explanations: dict[str, Any] = {}
@@ -125,6 +125,12 @@ def _load(records: list[Record], transform: ImageTransform) -> tuple[torch.Tenso
     return x, rgb, masks
 
 
+def _mean(values: np.ndarray) -> float:
+    """Mean over defined values (an all-zero map has no mass share); NaN when none is defined."""
+    known = values[~np.isnan(values)]
+    return float(known.mean()) if known.size else float("nan")
+
+
 def _spread(records: list[Record], n: int) -> list[Record]:
     """``n`` records evenly spaced in id order (deterministic, no look at scores)."""
     ordered = sorted(records, key=lambda r: r.id)
@@ -155,8 +161,7 @@ def explain_run(cfg: MedGradEclipConfig, projector: Any, feats: Features, derm_t
             for k in PH2_CRITERIA:
                 crit_maps[CRITERION_NAMES[k]] = compute_maps(scorer, x, target=k + 1, methods=("gradcam", "medgrad"))
                 per_criterion[CRITERION_NAMES[k]] = {
-                    m: float(np.nanmean(mask_mass_share(crit_maps[CRITERION_NAMES[k]][m], masks)))
-                    for m in ("gradcam", "medgrad")}
+                    m: _mean(mask_mass_share(crit_maps[CRITERION_NAMES[k]][m], masks)) for m in ("gradcam", "medgrad")}
             out[name]["criterion_mask_mass"] = per_criterion
             g = _gallery_rows(chosen, cfg.gallery_images)
             titles = [f"{chosen[i].id} ({chosen[i].meta.get('diagnosis', '')})" for i in g]
