@@ -70,6 +70,7 @@ class NetworkSpec:
     build: Callable[[Any, tuple[str, ...], int], nn.Module]
     per_cohort: bool = False
     robustness: bool = False  # score the test fold with each modality dropped
+    seeds: int | None = None  # training seeds of this network (None: the run's seeds)
 
 
 @dataclass
@@ -317,7 +318,7 @@ def run_survival_cv(problem: SurvivalCVProblem, cfg: Any, out_dir: str | Path) -
                     parts = {"train": subset(inner_tr, c), "valid": subset(inner_va, c), "test": subset(test, c)}
                     if not parts["test"] or not parts["valid"]:
                         continue
-                    for s in range(cfg.seeds):
+                    for s in range(spec.seeds or cfg.seeds):
                         where = fold_dir / _slug(spec.name) / (c or "all") / f"seed_{s}"
                         res = _fit_network(spec, feat, parts, s, cfg, where, groups if c is None else {c: 0})
                         timing.setdefault(spec.name, []).append(float(res["seconds"]))
