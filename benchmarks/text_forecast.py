@@ -82,11 +82,13 @@ def main() -> None:
     parser.add_argument("--warm", action="store_true")
     parser.add_argument("--name", default="text_forecast")
     parser.add_argument("--merge", nargs="+", default=None)
+    parser.add_argument("--horizons", type=int, nargs="+", default=None)
     args = parser.parse_args()
     if args.merge:
         merge(args.merge)
         return
-    cfg = apply_overrides(TextForecastConfig, {"domain": args.domain, "channels": args.channels},
+    cfg = apply_overrides(TextForecastConfig, {"domain": args.domain, "channels": args.channels,
+                                               "horizons": args.horizons},
                           train={"max_epochs": args.max_epochs}, protocol={"seeds": args.seeds})
     warm_seconds = warm_cache(cfg, args.data_dir) if args.warm else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +102,8 @@ def main() -> None:
             shutil.rmtree(plots)
         shutil.copytree(out / "plots", plots)
     command = (f"python benchmarks/text_forecast.py --domain {args.domain} --seeds {args.seeds} "
-               f"--max-epochs {args.max_epochs} --channels {args.channels}" + (" --warm" if args.warm else ""))
+               f"--max-epochs {args.max_epochs} --channels {args.channels}" + (" --warm" if args.warm else "")
+               + (f" --horizons {' '.join(map(str, args.horizons))}" if args.horizons else ""))
     env = environment()
     payload = {"benchmark": args.name, "command": command, "wall_seconds": round(wall, 1),
                "cache_warm_seconds": None if warm_seconds is None else round(warm_seconds, 1),
