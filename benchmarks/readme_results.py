@@ -51,7 +51,8 @@ def top_section(payload: dict) -> list[str]:
 
 
 def quickstart_section(payload: dict) -> list[str]:
-    lines = ["", f"**`polymodal quickstart`** ({payload['wall_seconds']:.0f} s wall; test C-index, mean "
+    lines = ["", f"**`polymodal quickstart`** ({payload['wall_seconds']:.0f} s wall, measured while other jobs loaded "
+             "the machine; test C-index, mean "
              "[95% CI]; from `python benchmarks/quickstart.py`):", "",
              "| model | C-index |", "|---|---|"]
     lines += [f"| {r['model']} | {_ci(r)} |" for r in payload["test_c_index"]]
