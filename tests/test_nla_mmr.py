@@ -97,7 +97,7 @@ def test_runner_learns_planted_signal(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_runner_writes_both_cohorts_and_robustness(data_dir: Path, tmp_path: Path) -> None:
-    cfg = apply_overrides(NlaMmrConfig, {**FAST, "train": {"max_epochs": 3}, "protocol": {"seeds": 1, "n_boot": 10}})
+    cfg = apply_overrides(NlaMmrConfig, {**FAST, "train": {"max_epochs": 3}, "protocol": {"seeds": 1, "n_boot": 50}})
     metrics = run_medication(cfg, data_dir=data_dir, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
                              log=lambda _: None)
     for name in ("metrics.json", "report.md", "etl.json", "config.json"):
