@@ -358,14 +358,15 @@ def run_survival_cv(problem: SurvivalCVProblem, cfg: Any, out_dir: str | Path) -
             if not per_fold:
                 continue
             values, boots = _boots(per_fold, cfg.n_boot if split == "test" else 1, rng)
-            out[f"c_index_{c.lower()}"] = _summary(values, boots)
+            out[f"c_index_{c.lower()}"] = _summary(values, boots if split == "test" else np.array([np.nan]))
             all_values.append(values)
             all_boots.append(boots)
             if td:
                 out[f"td_auc_{c.lower()}"] = {"mean": float(np.nanmean(aucs)), "std": float(np.nanstd(aucs, ddof=1)),
                                               "per_fold": aucs}
-        if all_values:
-            out["c_index_mean"] = _summary(np.mean(all_values, axis=0), np.mean(all_boots, axis=0))
+        if all_values:  # no CI on the validation split (it is only there to show the selection gap)
+            out["c_index_mean"] = _summary(np.mean(all_values, axis=0),
+                                           np.mean(all_boots, axis=0) if split == "test" else np.array([np.nan]))
         return out
 
     models: dict[str, Any] = {}
