@@ -253,6 +253,8 @@ def _train_seed(problem: BinaryProblem | _Builders, fold: _Fold, seed: int, cfg:
     select_loader = DataLoader(datasets["select"], batch_size=256, shuffle=False, collate_fn=collator)
     trainer = make_trainer(seed_dir, cfg)
     last = seed_dir / "checkpoints" / "last.ckpt"
+    # Recorded in scores.npz, so a resumed seed says where it picked up (-1: a fresh start).
+    resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) if last.exists() else -1
     t0 = time.perf_counter()
     trainer.fit(system, train_loader, select_loader, ckpt_path=str(last) if last.exists() else None)
     if not trainer.is_global_zero:
@@ -268,6 +270,7 @@ def _train_seed(problem: BinaryProblem | _Builders, fold: _Fold, seed: int, cfg:
         "test": predict_scores(model, datasets["test"], collator),
         "seconds": np.array(seconds),
         "epochs": np.array(trainer.current_epoch),
+        "resumed_from_epoch": np.array(resumed_from),
     }
     if robustness:
         for m in fold.featurizer.modalities:
