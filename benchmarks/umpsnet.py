@@ -75,10 +75,10 @@ def main() -> None:
         "load_note": "timed on a 2-core machine shared with other engineers' runs (under load)",
     }
     if not args.no_zero_shot:
-        zs_run = out / "blca_only"
+        zs_run = out / "blca_only_luad_columns"
         train_wall = _cli(["run", "umpsnet", *data, "--out", str(zs_run), "--quiet", "--json",
                            "--cohorts", '["BLCA"]', "--with-treatment", "false", "--per-cancer", "false",
-                           "--genomic-only", "false"])
+                           "--genomic-only", "false", "--genomic-columns-also-in", '["LUAD"]'])
         _cli(["eval", str(zs_run), *data, "--cohort", "LUAD", "--json"])
         zs = json.loads((zs_run / "zero_shot_luad" / "metrics.json").read_text())
         trained = json.loads((zs_run / "metrics.json").read_text())

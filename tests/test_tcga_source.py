@@ -67,6 +67,14 @@ def test_gene_groups_follow_signatures_and_shared_columns(folder: Path) -> None:
                                                                                               "B_mut"]}
 
 
+def test_columns_can_be_restricted_to_a_cohort_scored_later(folder: Path) -> None:
+    _rewrite(folder, "bbb", lambda f: f.drop(columns=["CD1_cnv"], inplace=True))
+    alone = load_cohorts(folder.parent, ["AAA"], n_folds=2)
+    both = load_cohorts(folder.parent, ["AAA"], n_folds=2, columns_also_in=["BBB"])
+    assert "CD1_cnv" in alone.genomics.columns and "CD1_cnv" not in both.genomics.columns
+    assert {r.meta["cohort"] for r in both.records} == {"AAA"}  # BBB's patients are not read
+
+
 def test_missing_genes_name_the_file_and_columns(folder: Path) -> None:
     table = pd.DataFrame({"ON1_rnaseq": [0.0]})
     with pytest.raises(DataError, match=r"new\.csv.*2 genomic column.*ON2_rnaseq, TS1_cnv") as err:

@@ -55,6 +55,9 @@ class UMPSNetConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     cohorts: tuple[str, ...] = ("BLCA", "LUAD")
+    # Cohorts to be scored zero-shot later: keep only genomic columns their files also have (the
+    # CNV columns differ between cohort files); their patients are never read.
+    genomic_columns_also_in: tuple[str, ...] = ()
     text_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # "hashing" = model-free (tests)
     dim: int = 64  # token size; MCAT uses 256, far more than ~600 training patients can feed
     snn_hidden: int = 256  # MCAT's SNN width
@@ -246,7 +249,8 @@ def make_problem(cfg: UMPSNetConfig, data_dir: Path | None, cache_dir: Path | No
     from polymodal.data.sources.tcga import load_cohorts
     from polymodal.survival_experiment import NetworkSpec, SurvivalCVProblem
 
-    data = load_cohorts(resolve_data_dir(data_dir), cfg.cohorts, n_folds=cfg.n_folds)
+    data = load_cohorts(resolve_data_dir(data_dir), cfg.cohorts, n_folds=cfg.n_folds,
+                        columns_also_in=cfg.genomic_columns_also_in)
     text = embed_templates(cfg, data.records, cache_dir)
     headline = ("cancer", "genomics", "metadata")
 

@@ -253,11 +253,14 @@ class TcgaCohorts:
         return sorted({str(r.meta["cohort"]) for r in self.records})
 
 
-def load_cohorts(data_dir: str | Path, cohorts: Sequence[str], *, n_folds: int = 5) -> TcgaCohorts:
+def load_cohorts(data_dir: str | Path, cohorts: Sequence[str], *, n_folds: int = 5,
+                 columns_also_in: Sequence[str] = ()) -> TcgaCohorts:
     """Read the cohorts, keep the genomic columns they all share, and the UMPSNet folds.
 
     Cases of the split files outside these cohorts (the splits cover five cohorts) are ignored;
-    patients of these cohorts missing from every split are reported as skips.
+    patients of these cohorts missing from every split are reported as skips. ``columns_also_in``
+    names cohorts whose files must also have every kept column (only their header is read), so a
+    model can later score them (zero-shot) without a missing gene.
     """
     folder = _folder(data_dir)
     metadata = read_metadata(folder / METADATA)
@@ -273,6 +276,9 @@ def load_cohorts(data_dir: str | Path, cohorts: Sequence[str], *, n_folds: int =
         tables.append(table)
         files[cohort.upper()] = str(path)
     shared = [c for c in tables[0].columns if all(c in t.columns for t in tables[1:])]
+    for other in columns_also_in:
+        header = set(pd.read_csv(cohort_file(folder, other), nrows=0).columns)
+        shared = [c for c in shared if c in header]
     genomics = pd.concat([t[shared] for t in tables])
     groups = genomic_columns(shared, signatures)
     folds = read_folds(folder / SPLITS, n_folds)
