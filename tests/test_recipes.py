@@ -45,8 +45,7 @@ def test_recipe_is_documented(name: str) -> None:
     recipe = REGISTRY.get(name)
     assert re.fullmatch(r"\d{4}\.\d{5}", recipe.paper.arxiv_id)
     assert recipe.published and recipe.deviations
-    # A recipe's section may still live in docs/recipes/<name>.md until it is merged into recipes.md.
-    docs = DOCS.read_text() + "".join(p.read_text() for p in sorted(DOCS.with_suffix("").glob("*.md")))
+    docs = DOCS.read_text()
     assert f"`{name}`" in docs and recipe.paper.arxiv_id in docs
     for published in recipe.published:
         assert f"{published.value:.3f}" in docs, f"{name}: published {published.metric} {published.value} not in docs"
