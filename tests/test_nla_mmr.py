@@ -24,7 +24,7 @@ from polymodal.tasks.medication import collate, make_problem, medication_views
 from polymodal.tasks.multilabel import choose_set_threshold, per_visit_metrics
 from tests.mimic_synthetic import write_drug_tables, write_mimic3, write_mimic4
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "recipes" / "nla-mmr.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
 FAST = {"text_model": "hashing", "folds": 3, "repeats": 1, "train": {"max_epochs": 30, "patience": 8, "lr": 5e-3},
         "protocol": {"seeds": 1, "n_boot": 50}}
 
