@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from polymodal.errors import DataError, MissingDataError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -77,3 +79,23 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_run_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object from a run folder (config.json, metrics.json).
+
+    Raises:
+        MissingDataError: the file is absent (the run folder is incomplete).
+        DataError: it is not a JSON object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path} not found: not a finished run folder (an interrupted `polymodal run` "
+                               "resumes when rerun with the same options)")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"not valid JSON: {err}", file=path) from None
+    if not isinstance(value, dict):
+        raise DataError(f"expected a JSON object, got {type(value).__name__}", file=path)
+    return value

@@ -11,7 +11,6 @@ in ``frame.attrs["skips"]`` and the decision threshold in ``frame.attrs["thresho
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,31 +19,11 @@ from typing import IO, Any
 import pandas as pd
 
 from polymodal.errors import ConfigError, DataError, MissingDataError
-from polymodal.io import atomic_write
+from polymodal.io import atomic_write, read_run_json
 
 __all__ = ["OUTPUT_COLUMNS", "predict_file", "read_run_json"]
 
 OUTPUT_COLUMNS = ("id", "score", "decision")
-
-
-def read_run_json(path: str | Path) -> dict[str, Any]:
-    """A JSON object from a run folder (config.json, metrics.json).
-
-    Raises:
-        MissingDataError: the file is absent (the run folder is incomplete).
-        DataError: it is not a JSON object.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingDataError(f"{path} not found: not a finished run folder (an interrupted `polymodal run` "
-                               "resumes when rerun with the same options)")
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"not valid JSON: {err}", file=path) from None
-    if not isinstance(value, dict):
-        raise DataError(f"expected a JSON object, got {type(value).__name__}", file=path)
-    return value
 
 
 def predict_file(run_dir: str | Path, input_path: str | Path, output_path: str | Path, *,

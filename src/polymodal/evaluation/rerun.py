@@ -16,7 +16,6 @@ predictions.csv).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import pandas as pd
 
 from polymodal.errors import DataError, MissingDataError
 from polymodal.evaluation.aggregate import evaluate_binary
-from polymodal.io import write_json
+from polymodal.io import read_run_json, write_json
 from polymodal.reports import write_report
 
 __all__ = ["PREDICTION_COLUMNS", "reevaluate"]
@@ -51,7 +50,7 @@ def reevaluate(run_dir: str | Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise MissingDataError(f"run folder {run_dir} does not exist")
     metrics_path, predictions_path = run_dir / "metrics.json", run_dir / "predictions.csv"
-    metrics = _read_metrics(metrics_path)
+    metrics = read_run_json(metrics_path)
     predictions = _read_predictions(predictions_path)
     headline = _headline(metrics, predictions, metrics_path)
 
@@ -70,19 +69,6 @@ def reevaluate(run_dir: str | Path) -> dict[str, Any]:
     _refresh_robustness(metrics)
     write_json(metrics_path, metrics)
     write_report(run_dir, metrics, predictions[predictions["selection"] == headline])
-    return metrics
-
-
-def _read_metrics(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise MissingDataError(f"{path} not found: the run folder is incomplete (an interrupted "
-                               "`polymodal run` resumes when rerun with the same options)")
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"not valid JSON: {err}", file=path) from None
-    if not isinstance(metrics, dict):
-        raise DataError(f"expected a JSON object, got {type(metrics).__name__}", file=path)
     return metrics
 
 

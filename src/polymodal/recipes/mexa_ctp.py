@@ -65,9 +65,9 @@ from polymodal.encoders.trainable import CodeAncestorEncoder, ProjectionEncoder,
 from polymodal.errors import DataError, MissingDataError
 from polymodal.fusion.concat import ConcatFusion
 from polymodal.fusion.mode_experts import ModeExpertsFusion
+from polymodal.io import read_run_json
 from polymodal.model import MultimodalModel
 from polymodal.objectives import BinaryCrossEntropy, CauchyGateLoss, ExpertAgreementLoss, WeightedSum
-from polymodal.predict import read_run_json
 from polymodal.recipes.registry import REGISTRY, Paper, PublishedResult, Recipe
 from polymodal.recipes.trial_features import TrialFeaturizer
 
