@@ -39,7 +39,7 @@ from polymodal.io import atomic_path, atomic_write, write_json
 from polymodal.reports import write_report
 from polymodal.training import MultimodalSystem, TrainConfig, make_trainer, predict_scores, seed_everything
 from polymodal.training.predict import drop_modality
-from polymodal.training.trainer import quiet_lightning
+from polymodal.training.trainer import fit_resumable, quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -252,17 +252,11 @@ def _train_seed(problem: BinaryProblem | _Builders, fold: _Fold, seed: int, cfg:
                               generator=generator)
     select_loader = DataLoader(datasets["select"], batch_size=256, shuffle=False, collate_fn=collator)
     trainer = make_trainer(seed_dir, cfg)
-    last = seed_dir / "checkpoints" / "last.ckpt"
-    # Recorded in scores.npz, so a resumed seed says where it picked up (-1: a fresh start).
-    resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) if last.exists() else -1
     t0 = time.perf_counter()
-    trainer.fit(system, train_loader, select_loader, ckpt_path=str(last) if last.exists() else None)
+    # Recorded in scores.npz, so a resumed seed says where it picked up (-1: a fresh start).
+    resumed_from = fit_resumable(trainer, system, train_loader, select_loader, seed_dir)
     if not trainer.is_global_zero:
         return None
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        system.load_state_dict(state)
     seconds = time.perf_counter() - t0
     model.eval()
     result: dict[str, Any] = {

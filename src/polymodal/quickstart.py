@@ -46,7 +46,7 @@ from polymodal.model import MultimodalModel
 from polymodal.reports import write_report
 from polymodal.tasks.survival import evaluate_survival
 from polymodal.training.survival_system import SurvivalSystem
-from polymodal.training.trainer import TrainConfig, make_trainer, seed_everything
+from polymodal.training.trainer import TrainConfig, fit_resumable, make_trainer, seed_everything
 
 __all__ = ["BreastFeaturizer", "QuickstartConfig", "build_network", "run_quickstart"]
 
@@ -168,12 +168,8 @@ def _train_network(
     )
     valid_loader = DataLoader(data["valid"], batch_size=256, shuffle=False, collate_fn=collator)
     trainer = make_trainer(seed_dir, cfg.train, monitor="val_c_index", mode="max")
-    last = seed_dir / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
-    trainer.fit(system, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if best:
-        system.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+    fit_resumable(trainer, system, train_loader, valid_loader, seed_dir)
     result = {"seconds": np.array(time.perf_counter() - t0), "epochs": np.array(trainer.current_epoch)}
     for split in ("valid", "test"):
         result[split] = _predict_risk(model, data[split], collator)

@@ -153,7 +153,7 @@ def _risk(model: nn.Module, data: FeatureDataset, collator: Collator, drop: str 
 def _fit_network(spec: NetworkSpec, feat: SurvivalFeaturizer, parts: Mapping[str, list[Record]], seed: int,
                  cfg: Any, seed_dir: Path, groups: Mapping[str, int]) -> dict[str, np.ndarray]:
     """Train one seed on parts["train"] with early stopping on parts["valid"]; risks of valid and test."""
-    from polymodal.training.trainer import make_trainer, seed_everything
+    from polymodal.training.trainer import fit_resumable, make_trainer, seed_everything
 
     done = seed_dir / "risks.npz"
     if done.exists():
@@ -172,12 +172,8 @@ def _fit_network(spec: NetworkSpec, feat: SurvivalFeaturizer, parts: Mapping[str
                         generator=torch.Generator().manual_seed(seed))
     valid = DataLoader(data["valid"], batch_size=256, shuffle=False, collate_fn=collator)
     trainer = make_trainer(seed_dir, cfg.train, monitor="val_c_index", mode="max")
-    last = seed_dir / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
-    trainer.fit(system, loader, valid, ckpt_path=str(last) if last.exists() else None)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if best:
-        system.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+    fit_resumable(trainer, system, loader, valid, seed_dir)
     result = {"seconds": np.array(time.perf_counter() - t0), "epochs": np.array(trainer.current_epoch),
               "edges": edges}
     for p in ("valid", "test"):

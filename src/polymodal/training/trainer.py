@@ -84,3 +84,20 @@ def _progress_bar() -> L.Callback:
     except ImportError:  # pragma: no cover - rich is a dependency, this only guards odd installs
         return TQDMProgressBar()
     return RichProgressBar(leave=False)
+
+
+def fit_resumable(trainer: L.Trainer, system: L.LightningModule, train_loader: Any, val_loader: Any,
+                  run_dir: str | Path) -> int:
+    """Fit, resuming from ``run_dir/checkpoints/last.ckpt`` if an interrupted fit left one, then load
+    the best checkpoint's weights (by the trainer's monitor) into ``system``.
+
+    Returns:
+        The epoch the fit resumed from, or -1 for a fresh start (runners record it).
+    """
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) if last.exists() else -1
+    trainer.fit(system, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best and trainer.is_global_zero:
+        system.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+    return resumed_from
