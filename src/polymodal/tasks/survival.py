@@ -27,6 +27,7 @@ from sksurv.exceptions import NoComparablePairException
 from sksurv.metrics import concordance_index_censored
 
 from polymodal.evaluation.aggregate import summarise
+from polymodal.evaluation.bootstrap import stratified_indices
 
 __all__ = [
     "SURVIVAL_METRICS",
@@ -149,8 +150,7 @@ def bootstrap_survival_ci(
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(e), np.flatnonzero(~e)]
-    draws = np.concatenate([g[rng.integers(0, g.size, size=(n_boot, g.size))] for g in groups if g.size], axis=1)
+    draws = stratified_indices(rng, e.astype(np.int64), n_boot)  # events first, as for binary labels
     values = np.array([np.mean([_c_index(t[idx], e[idx], r[idx]) for r in seeds]) for idx in draws])
     values = values[np.isfinite(values)]
     if values.size == 0:
