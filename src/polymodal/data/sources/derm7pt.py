@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from polymodal.data.schema import Record
+from polymodal.data.sources.concepts import read_concepts
 from polymodal.data.splits import DatasetSplits, SkipReport
 from polymodal.encoders.image import ImageError, open_image
 from polymodal.errors import DataError, MissingDataError
@@ -66,13 +67,7 @@ def read_meta(path: Path, *, on_bad_image: Literal["raise", "skip"] = "raise",
             index = int(row["index"])
         except ValueError:
             raise DataError(f"index {row['index']!r} is not an integer", file=path, row=row_no, field="index") from None
-        concepts = {}
-        for concept, allowed in CONCEPT_VALUES.items():
-            value = row[concept].strip().lower()
-            if value not in allowed:
-                raise DataError(f"unknown value {row[concept]!r} (known: {', '.join(allowed)})", file=path,
-                                row=row_no, field=concept)
-            concepts[concept] = value
+        concepts = read_concepts(row, CONCEPT_VALUES, file=path, row_no=row_no)
         if row["melanoma"].strip() not in ("0", "1"):
             raise DataError(f"melanoma flag {row['melanoma']!r} is not 0 or 1", file=path, row=row_no, field="melanoma")
         image = path.parent.parent / row["image_path"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from polymodal.data.schema import Record
+from polymodal.data.sources.concepts import read_concepts
 from polymodal.data.splits import SkipReport
 from polymodal.encoders.image import ImageError, open_image
 from polymodal.errors import DataError, MissingDataError
@@ -52,13 +53,7 @@ def load_ph2(data_dir: str | Path, *, on_bad_image: Literal["raise", "skip"] = "
         if diagnosis not in DIAGNOSES:
             raise DataError(f"unknown diagnosis {diagnosis!r} (known: {', '.join(DIAGNOSES)})", file=path,
                             row=row_no, field="clinical_diagnosis")
-        concepts = {}
-        for concept, allowed in CONCEPT_VALUES.items():
-            value = row[concept].strip().lower()
-            if value not in allowed:
-                raise DataError(f"unknown value {row[concept]!r} (known: {', '.join(allowed)})", file=path,
-                                row=row_no, field=concept)
-            concepts[concept] = value
+        concepts = read_concepts(row, CONCEPT_VALUES, file=path, row_no=row_no)
         image, mask = path.parent / row["image"], path.parent / row["lesion_mask"]
         if check_images:
             try:
