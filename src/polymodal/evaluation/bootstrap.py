@@ -33,6 +33,14 @@ Kernel = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _MAX_CHUNK_ELEMENTS = 2_000_000
 
 
+def check_bootstrap_params(n_boot: int, alpha: float) -> None:
+    """Reject a resample count below 1 or a miscoverage outside (0, 1); shared by every bootstrap."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
 def stratified_indices(rng: np.random.Generator, y: np.ndarray, n_boot: int) -> np.ndarray:
     """Bootstrap index draws that keep each class's count.
 
@@ -191,10 +199,7 @@ def bootstrap_ci(
                          f"got an array of shape {scores_per_seed.shape}")
     if len(scores_per_seed) == 0:
         raise ValueError("scores_per_seed is empty: need at least one seed")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    check_bootstrap_params(n_boot, alpha)
     checked = [check_binary_inputs(y_true, s) for s in scores_per_seed]
     y = checked[0][0]
     scores = np.stack([s for _, s in checked])  # (K, N)

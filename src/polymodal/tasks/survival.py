@@ -27,7 +27,7 @@ from sksurv.exceptions import NoComparablePairException
 from sksurv.metrics import concordance_index_censored
 
 from polymodal.evaluation.aggregate import summarise
-from polymodal.evaluation.bootstrap import stratified_indices
+from polymodal.evaluation.bootstrap import check_bootstrap_params, stratified_indices
 
 __all__ = [
     "SURVIVAL_METRICS",
@@ -145,10 +145,7 @@ def bootstrap_survival_ci(
     """
     t, e, _ = check_survival_inputs(time, event)
     seeds = _seed_list("risks_per_seed", risks_per_seed, t.size)
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    check_bootstrap_params(n_boot, alpha)
     rng = np.random.default_rng(seed)
     draws = stratified_indices(rng, e.astype(np.int64), n_boot)  # events first, as for binary labels
     values = np.array([np.mean([_c_index(t[idx], e[idx], r[idx]) for r in seeds]) for idx in draws])
