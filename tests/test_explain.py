@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import polymodal.explain.maps as maps_module
 from polymodal.encoders.image import ImageBackbone
 from polymodal.encoders.image_text import ImageTextProjector
 from polymodal.explain import (
@@ -16,6 +20,7 @@ from polymodal.explain import (
     deletion_insertion,
     eclip_map,
     explain,
+    gradcam_backend,
     gradcam_map,
     mask_mass_share,
     pointing_game,
@@ -106,6 +111,20 @@ def test_gradcam_matches_pytorch_grad_cam_when_installed() -> None:
     ours = gradcam_map(scorer, x, 0, use_library=False)
     theirs = gradcam_map(scorer, x, 0, use_library=True)
     assert np.corrcoef(ours.flatten(), theirs.flatten())[0, 1] > 0.95
+
+
+def test_gradcam_falls_back_when_torchvision_is_broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A CUDA torchvision wheel on a CPU torch fails at import with RuntimeError, not ImportError.
+    fake = tmp_path / "pytorch_grad_cam"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "pytorch_grad_cam", raising=False)
+    monkeypatch.setattr(maps_module, "_GRADCAM_LIBRARY", None)
+    scorer = _planted_scorer()
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(gradcam_map(scorer, x, 0), gradcam_map(scorer, x, 0, use_library=False))
+    assert "RuntimeError: operator torchvision::nms does not exist" in gradcam_backend()
 
 
 def test_unknown_method_is_refused() -> None:

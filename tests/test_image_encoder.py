@@ -85,6 +85,26 @@ def test_transform_shape_normalisation_and_mask_alignment(tmp_path: Path) -> Non
     assert m.shape == (32, 32) and m[:, :15].all() and not m[:, 17:].any()
 
 
+def test_centre_crop_keeps_the_aspect_ratio_and_crops_the_mask_alike() -> None:
+    # A 40x80 (h x w) image: a 16 px wide red bar in the middle columns, blue elsewhere.
+    arr = np.zeros((40, 80, 3), dtype=np.uint8)
+    arr[:, :, 2] = 255
+    arr[:, 32:48] = (255, 0, 0)
+    t = ImageTransform(size=20, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), resize="centre-crop")
+    x = t(Image.fromarray(arr))
+    # Shorter side 40 -> 20 (scale 1/2): width 40, crop columns 10..30 of it; the bar (16..24) stays 8 px wide.
+    red_columns = (x[0] > 0.5).all(dim=0).nonzero()[:, 0].tolist()
+    assert red_columns[0] in (5, 6) and len(red_columns) in (7, 8, 9)
+    squashed = ImageTransform(size=20, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))(Image.fromarray(arr))
+    assert int((squashed[0] > 0.5).all(dim=0).sum()) in (3, 4, 5)  # squash narrows the bar to ~4 px
+    mask = np.zeros((40, 80), dtype=bool)
+    mask[:, 32:48] = True
+    m = t.mask(Image.fromarray(mask))
+    assert m.shape == (20, 20) and m.any(axis=0).nonzero()[0].tolist() == red_columns
+    with pytest.raises(ValueError, match="resize must be"):
+        ImageTransform(resize="stretch")  # type: ignore[arg-type]
+
+
 def test_feature_cache_is_keyed_on_file_bytes(tmp_path: Path) -> None:
     a, b = _rgb(tmp_path / "a.png", seed=1), _rgb(tmp_path / "b.png", seed=2)
     cache = EmbeddingCache(tmp_path / "cache")
@@ -105,6 +125,8 @@ def test_cache_key_changes_with_transform() -> None:
     a = FrozenImageEncoder("efficientnet-lite0", ImageTransform(size=224))
     b = FrozenImageEncoder("efficientnet-lite0", ImageTransform(size=256))
     assert a.cache_key != b.cache_key and a.dim == 1280  # dim known without loading weights
+    c = FrozenImageEncoder("efficientnet-lite0", ImageTransform(size=224, resize="centre-crop"))
+    assert c.cache_key != a.cache_key and "centre-crop" not in a.cache_key  # squash keeps its old key
 
 
 def test_unknown_backbone_is_refused() -> None:

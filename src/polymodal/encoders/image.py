@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -77,37 +77,63 @@ def open_image(path: str | Path, *, min_side: int = MIN_IMAGE_SIDE, allow_graysc
     return rgb
 
 
+ResizeMode = Literal["squash", "centre-crop"]
+
+
 @dataclass(frozen=True)
 class ImageTransform:
-    """Resize to ``size`` x ``size`` (bilinear, no crop, so masks stay aligned), scale to [0, 1], normalise.
+    """Resize to ``size`` x ``size``, scale to [0, 1], normalise; masks get the same geometry.
 
-    Whole-image resizing is used instead of resize-then-centre-crop because lesion masks and
-    off-centre lesions must stay inside the frame; Derm7pt images are square already.
+    ``resize``:
+
+    * ``"squash"``: the whole image resized to ``size`` x ``size`` (bilinear); a non-square image
+      (PH2 is 765x575) is stretched, which the ImageNet backbone never saw in training;
+    * ``"centre-crop"``: the shorter side resized to ``size``, then the centred square kept, so the
+      aspect ratio is preserved (the standard eval transform without the 0.875 crop margin). For
+      square images (Derm7pt+) both modes are identical.
     """
 
     size: int = 224
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    resize: ResizeMode = "squash"
+
+    def __post_init__(self) -> None:
+        if self.resize not in ("squash", "centre-crop"):
+            raise ValueError(f"resize must be 'squash' or 'centre-crop', got {self.resize!r}")
+
+    def geometry(self, image: Any, resample: int | None = None) -> Any:
+        """A ``PIL.Image`` resized (and cropped) to ``size`` x ``size`` as this transform does."""
+        from PIL import Image
+
+        resample = Image.BILINEAR if resample is None else resample
+        if self.resize == "squash":
+            return image.resize((self.size, self.size), resample)
+        w, h = image.size
+        scale = self.size / min(w, h)
+        nw, nh = max(self.size, round(w * scale)), max(self.size, round(h * scale))
+        left, top = (nw - self.size) // 2, (nh - self.size) // 2
+        return image.resize((nw, nh), resample).crop((left, top, left + self.size, top + self.size))
 
     def __call__(self, image: Any) -> torch.Tensor:
         """RGB ``PIL.Image`` -> (3, size, size) float32 tensor."""
-        from PIL import Image
-
-        resized = image.resize((self.size, self.size), Image.BILINEAR)
+        resized = self.geometry(image)
         x = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)  # (3, S, S)
         mean = torch.tensor(self.mean).view(3, 1, 1)
         std = torch.tensor(self.std).view(3, 1, 1)
         return (x - mean) / std
 
     def mask(self, mask_image: Any) -> np.ndarray:
-        """A lesion mask image -> (size, size) bool, resized exactly like the image (nearest)."""
+        """A lesion mask image -> (size, size) bool, with the image's geometry (nearest neighbour)."""
         from PIL import Image
 
-        resized = mask_image.convert("L").resize((self.size, self.size), Image.NEAREST)
-        return np.asarray(resized) > 127
+        return np.asarray(self.geometry(mask_image.convert("L"), Image.NEAREST)) > 127
 
     def key(self) -> str:
-        return f"{self.size}px:mean={','.join(f'{m:g}' for m in self.mean)}:std={','.join(f'{s:g}' for s in self.std)}"
+        # "squash" keeps the key it had before the mode existed, so caches filled then stay valid.
+        mode = "" if self.resize == "squash" else f":{self.resize}"
+        return (f"{self.size}px:mean={','.join(f'{m:g}' for m in self.mean)}"
+                f":std={','.join(f'{s:g}' for s in self.std)}{mode}")
 
 
 class ImageBackbone(nn.Module):

@@ -6,7 +6,8 @@ All methods explain ``s = cos(image embedding, text embedding)`` of an :class:`I
 
 * ``gradient``: |ds/dx| (max over colour channels), Simonyan et al. 2014.
 * ``gradcam``: ReLU(sum_c mean_hw(ds/dA_c) A_c) on the last feature map A, via the
-  ``pytorch-grad-cam`` library when it is importable, else the same formula here.
+  ``pytorch-grad-cam`` library (``pip install polymodal[gradcam]`` plus a torchvision built for the
+  installed torch) when it is usable, else the same formula here (:func:`gradcam_backend` says which).
 * ``eclip``: Grad-ECLIP adapted to a pooled CNN: channel weights w_c = ds/d(pooled feature)_c and
   a spatial importance lambda(h, w) = ReLU(cos(projected local feature A(:, h, w), text)) taking the
   place of the attention-pool relevance a ViT/attention-pool CLIP has:
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -89,19 +91,48 @@ def gradient_map(scorer: ImageTextScorer, x: torch.Tensor, target: int) -> torch
     return _normalise(saliency, x.shape[-1])
 
 
-def gradcam_map(scorer: ImageTextScorer, x: torch.Tensor, target: int, *, use_library: bool = True) -> torch.Tensor:
-    """Grad-CAM on the backbone's target layer: (B, 3, S, S) -> (B, S, S)."""
-    if use_library:
+_GRADCAM_LIBRARY: tuple[Any, Any] | str | None = None  # (GradCAM, ClassifierOutputTarget) or why it failed
+
+
+def gradcam_library() -> tuple[Any, Any] | str:
+    """pytorch-grad-cam's ``(GradCAM, ClassifierOutputTarget)``, or the reason it cannot be used.
+
+    The library imports torchvision. On a CPU-only torch the PyPI torchvision wheel is the CUDA
+    build: its ``_C.so`` links ``libtorch_cuda.so`` and importing it raises ``RuntimeError:
+    operator torchvision::nms does not exist``, not ``ImportError``, so every error is caught here
+    (once) and the same formula runs in :func:`gradcam_map` instead.
+    """
+    global _GRADCAM_LIBRARY
+    if _GRADCAM_LIBRARY is None:
         try:
             from pytorch_grad_cam import GradCAM
             from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-        except ImportError:  # it imports torchvision, which a CPU-only torch install may lack
-            use_library = False
-    if use_library:
-        with GradCAM(model=scorer, target_layers=[scorer.backbone.target_layer]) as cam:
+
+            _GRADCAM_LIBRARY = (GradCAM, ClassifierOutputTarget)
+        except Exception as err:  # ImportError, or torchvision's RuntimeError/OSError
+            _GRADCAM_LIBRARY = f"{type(err).__name__}: {err}".splitlines()[0]
+    return _GRADCAM_LIBRARY
+
+
+def gradcam_backend() -> str:
+    """Which Grad-CAM implementation :func:`gradcam_map` uses here (for run reports)."""
+    lib = gradcam_library()
+    return "pytorch-grad-cam" if isinstance(lib, tuple) else f"polymodal (pytorch-grad-cam unusable: {lib})"
+
+
+def gradcam_map(scorer: ImageTextScorer, x: torch.Tensor, target: int, *, use_library: bool = True) -> torch.Tensor:
+    """Grad-CAM on the backbone's target layer: (B, 3, S, S) -> (B, S, S).
+
+    ``use_library``: pytorch-grad-cam's ``GradCAM`` when it is usable (see :func:`gradcam_library`),
+    else the same formula here; ``False`` always uses the formula here.
+    """
+    lib = gradcam_library() if use_library else None
+    if isinstance(lib, tuple):
+        grad_cam, classifier_target = lib
+        with grad_cam(model=scorer, target_layers=[scorer.backbone.target_layer]) as cam:
             # The backbone is frozen: the input must require grad or the target layer gets none.
             inputs = x.detach().clone().requires_grad_(True)
-            maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(target)] * len(x))  # (B, S, S) numpy
+            maps = cam(input_tensor=inputs, targets=[classifier_target(target)] * len(x))  # (B, S, S) numpy
         return torch.as_tensor(maps, dtype=torch.float32)
     fmap, grad, _ = _fmap_grads(scorer, x, target)
     weights = grad.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
