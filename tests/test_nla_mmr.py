@@ -64,6 +64,29 @@ def test_forward_backward_with_and_without_each_modality(data_dir: Path, drop: s
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
+def test_gamenet_reads_earlier_visits_medications(data_dir: Path) -> None:
+    """The dynamic memory: changing the earlier visits' medications moves the scores of visits with a
+    history and of no other visit; the loss back-propagates."""
+    from polymodal.baselines.medication import GameNet
+
+    problem, _, _ = _problem(data_dir)
+    y = problem.targets
+    ehr = ((y.T @ y) > 0).astype(np.float32)
+    torch.manual_seed(0)
+    model = GameNet(len(problem.codes) + 1, ehr, problem.ddi, dim=16).eval()
+    batch, target = collate(problem.samples[:8])
+    has_history = batch.visit_mask.sum(dim=1) > 1
+    assert has_history.any() and (~has_history).any()
+    base, _ = model(batch)
+    batch.history_meds = 1.0 - batch.history_meds
+    moved, _ = model(batch)
+    changed = (moved - base).abs().amax(dim=1) > 1e-6
+    assert torch.equal(changed, has_history)
+    model.train()
+    MedicationObjective(torch.as_tensor(problem.ddi))(model(batch)[0], target)["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_patient_folds_never_split_a_patient() -> None:
     groups = np.repeat(np.arange(10), 3)
     folds = patient_folds(groups, 5, seed=0)
@@ -106,7 +129,8 @@ def test_runner_writes_both_cohorts_and_robustness(data_dir: Path, tmp_path: Pat
     assert set(cohorts) == {"safedrug", "all-admissions"}
     assert "previous-visit" in cohorts["safedrug"]["models"]
     test = {m: v["splits"]["test"] for m, v in cohorts["all-admissions"]["models"].items()}
-    assert {"nla-mmr", "safedrug-lite", "retain", "per-label-logistic", "nearest-visits", "most-frequent"} <= set(test)
+    assert {"nla-mmr", "safedrug-lite", "gamenet", "retain", "per-label-logistic", "nearest-visits",
+            "most-frequent"} <= set(test)
     pr = test["nla-mmr"]["pr_auc"]
     assert pr["ci_low"] <= pr["mean"] <= pr["ci_high"]
     assert set(cohorts["all-admissions"]["robustness"]) == {"none", *[f"drop:{d}" for d in DROPPABLE]}

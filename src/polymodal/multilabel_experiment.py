@@ -10,7 +10,9 @@ with a 95% CI from resampling patients, paired across runs.
 The run folder gets ``metrics.json`` (``models`` holds every cohort's models, named
 ``MODEL [cohort]``, so the CLI table labels the cohort; ``cohorts`` holds one report-shaped dict
 per cohort), ``report.md`` (one section per cohort), ``etl.json`` (every ETL step's kept/dropped
-counts) and ``config.json``.
+counts), ``config.json``, ``predictions.csv`` (every test visit's scores, from which the metrics are
+computed and ``polymodal eval`` recomputes them) and the saved NLA-MMR models that ``polymodal
+predict`` loads (see :func:`run_medication`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score
 
-from polymodal.baselines.medication import MostFrequentSet, NearestVisits, PerLabelLogistic, Retain, SafeDrugLite
+from polymodal.baselines.medication import (
+    GameNet,
+    MostFrequentSet,
+    NearestVisits,
+    PerLabelLogistic,
+    Retain,
+    SafeDrugLite,
+)
 from polymodal.data.paths import resolve_cache_dir, resolve_data_dir
 from polymodal.data.sources.drug_vocab import ETHOS_DIR, SAFEDRUG_DIR, load_drug_vocab
 from polymodal.data.sources.mimic import MimicTables, build_cohort, read_mimic3, read_mimic4
@@ -33,12 +43,13 @@ from polymodal.encoders.cache import EmbeddingCache
 from polymodal.encoders.molecule import MorganEncoder
 from polymodal.encoders.text import HashingTextEncoder, SentenceTextEncoder
 from polymodal.errors import MissingDataError
-from polymodal.io import write_json, write_text
+from polymodal.io import atomic_path, atomic_write, write_json, write_text
+from polymodal.multilabel_predictions import SCORE_DECIMALS, PredictionLog, summarise_predictions
 from polymodal.objectives.ddi import MedicationObjective
 from polymodal.recipes.nla_mmr import DROPPABLE, PUBLISHED, NlaMmrConfig, NlaMmrModel
 from polymodal.reports.markdown import render_markdown
 from polymodal.tasks.medication import MedicationProblem, MedicationViews, collate, make_problem, medication_views
-from polymodal.tasks.multilabel import choose_set_threshold, ddi_pair_counts, per_visit_metrics, summarise_runs
+from polymodal.tasks.multilabel import choose_set_threshold, ddi_pair_counts
 
 RECIPE = "nla-mmr"
 COHORT_LABEL = {
@@ -131,9 +142,17 @@ def _factories(problem: MedicationProblem, views: MedicationViews, code_text: np
         torch.manual_seed(seed)
         return SafeDrugLite(n_codes, views.structure, views.substructures, cfg.dim), MedicationObjective(ddi, **ddi_kw)
 
+    def gamenet(seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+        torch.manual_seed(seed)
+        y = problem.targets[train_idx]
+        ehr = ((y.T @ y) > 0).astype(np.float32)  # co-prescribed in a training visit
+        np.fill_diagonal(ehr, 0.0)
+        return GameNet(n_codes, ehr, problem.ddi, cfg.dim), MedicationObjective(ddi, **ddi_kw)
+
     out = {RECIPE: ("recipe", nla)}
     if cfg.protocol.baselines:
-        out.update({"safedrug-lite": ("baseline", safedrug), "retain": ("baseline", retain)})
+        out.update({"safedrug-lite": ("baseline", safedrug), "gamenet": ("baseline", gamenet),
+                    "retain": ("baseline", retain)})
     return out
 
 
@@ -157,81 +176,96 @@ def _previous_visit(problem: MedicationProblem, idx: np.ndarray, freq: np.ndarra
     return np.stack([(r if r is not None else freq) + 1e-6 * freq for r in rows])  # (n, L)
 
 
-class _Runs:
-    """Per-visit metric arrays of one run (repeat x seed) filled fold by fold."""
+# Frozen inputs of NlaMmrModel: rebuilt from medications.npz and the code texts, so not in the saved weights
+FROZEN_BUFFERS = ("code_text", "med_structure", "has_structure", "med_text")
 
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.values: dict[str, np.ndarray] = {}
-        self.thresholds: list[float] = []
 
-    def put(self, idx: np.ndarray, pv: dict[str, np.ndarray], threshold: float) -> None:
-        for k, v in pv.items():
-            self.values.setdefault(k, np.zeros(self.n, dtype=np.float64))[idx] = v
-        self.thresholds.append(threshold)
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """The trained weights of a recipe model without its frozen inputs (atomically)."""
+    state = {k: v for k, v in model.state_dict().items() if k not in FROZEN_BUFFERS}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def evaluate_cohort(problem: MedicationProblem, views: MedicationViews, code_text: np.ndarray,
-                    cfg: NlaMmrConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """All models on all folds of all repeats; returns the cohort's report-shaped metrics dict."""
+                    cfg: NlaMmrConfig, log: Callable[[str], None] = print,
+                    save_dir: Path | None = None) -> dict[str, Any]:
+    """All models on all folds of all repeats.
+
+    Returns:
+        ``{"models", "robustness", "training", "predictions"}``: the report-shaped tables (computed
+        from the prediction rows, exactly as ``polymodal eval`` recomputes them), the training log,
+        and the predictions.csv rows of the cohort. With ``save_dir``, every trained recipe model's
+        weights go to ``save_dir/models/`` and their list, with the validation thresholds, to
+        ``save_dir/models.json`` (what ``polymodal predict`` loads).
+    """
     n, y, groups = len(problem.samples), problem.targets, problem.groups
-    neural_names = _factories(problem, views, code_text, cfg, np.arange(n))
+    neural = _factories(problem, views, code_text, cfg, np.arange(n))
     sk = _sk_baselines() if cfg.protocol.baselines else {}
-    kinds = {**{k: v[0] for k, v in neural_names.items()}, **{k: v[0] for k, v in sk.items()}}
+    kinds = {**{k: v[0] for k, v in neural.items()}, **{k: v[0] for k, v in sk.items()}}
     if problem.history and cfg.protocol.baselines:
         kinds["previous-visit"] = "baseline"
-    runs: dict[str, list[_Runs]] = {name: [] for name in kinds}
-    robust: dict[str, list[_Runs]] = {f"drop:{d}": [] for d in DROPPABLE} if cfg.protocol.robustness else {}
+    preds = PredictionLog()
     train_log: list[dict[str, Any]] = []
+    saved: list[dict[str, Any]] = []
     conditions = [frozenset({d}) for d in DROPPABLE] if cfg.protocol.robustness else []
+    hadm = np.array([s.hadm_id for s in problem.samples])
+
+    def put(model: str, condition: str, repeat: int, seed: int, fold: int, te: np.ndarray, scores: np.ndarray,
+            thr: float) -> None:
+        preds.add(cohort=problem.name, model=model, condition=condition, repeat=repeat, seed=seed, fold=fold,
+                  subjects=groups[te], hadm_ids=hadm[te], labels=problem.labels, y_true=y[te], scores=scores,
+                  threshold=thr)
+
+    def threshold(val_scores: np.ndarray, va: np.ndarray) -> float:
+        # chosen on the rounded scores: exactly the values predictions.csv keeps
+        return choose_set_threshold(y[va], np.round(val_scores, SCORE_DECIMALS))
+
     for repeat in range(cfg.repeats):
-        folds = patient_folds(groups, cfg.folds, seed=repeat)
-        per_seed = {name: [_Runs(n) for _ in range(cfg.protocol.seeds)] for name in neural_names}
-        rob_seed = {f"drop:{next(iter(c))}": [_Runs(n) for _ in range(cfg.protocol.seeds)] for c in conditions}
-        det = {name: _Runs(n) for name in (*sk, *(["previous-visit"] if "previous-visit" in kinds else []))}
-        for fold, (tr, va, te) in enumerate(folds):
+        for fold, (tr, va, te) in enumerate(patient_folds(groups, cfg.folds, seed=repeat)):
             x_tr, x_va, x_te = problem.multi_hot(tr), problem.multi_hot(va), problem.multi_hot(te)
-            neural = _factories(problem, views, code_text, cfg, tr)  # the DDI target from training visits only
+            neural = _factories(problem, views, code_text, cfg, tr)  # DDI target and EHR graph: training visits only
             for name, (_, make) in sk.items():
                 est = make().fit(x_tr, y[tr])
-                thr = choose_set_threshold(y[va], est.predict_proba(x_va))
-                det[name].put(te, per_visit_metrics(y[te], est.predict_proba(x_te), thr, problem.ddi), thr)
-            if "previous-visit" in det:
+                put(name, "none", repeat, 0, fold, te, est.predict_proba(x_te), threshold(est.predict_proba(x_va), va))
+            if "previous-visit" in kinds:
                 freq = y[tr].mean(axis=0)
-                thr = choose_set_threshold(y[va], _previous_visit(problem, va, freq))
-                det["previous-visit"].put(te, per_visit_metrics(y[te], _previous_visit(problem, te, freq), thr,
-                                                                problem.ddi), thr)
+                put("previous-visit", "none", repeat, 0, fold, te, _previous_visit(problem, te, freq),
+                    threshold(_previous_visit(problem, va, freq), va))
             for name, (_, make) in neural.items():
                 for seed in range(cfg.protocol.seeds):
                     model, objective = make(1000 * repeat + seed)
                     info = train_model(model, objective, problem, tr, va, cfg, seed=1000 * repeat + seed)
                     train_log.append({"model": name, "repeat": repeat, "fold": fold, "seed": seed, **info})
-                    thr = choose_set_threshold(y[va], _predict(model, problem, va))
-                    per_seed[name][seed].put(te, per_visit_metrics(y[te], _predict(model, problem, te), thr,
-                                                                   problem.ddi), thr)
-                    if name == RECIPE:
-                        for cond in conditions:
-                            scores = _predict(model, problem, te, cond)
-                            rob_seed[f"drop:{next(iter(cond))}"][seed].put(
-                                te, per_visit_metrics(y[te], scores, thr, problem.ddi), thr)
+                    thr = threshold(_predict(model, problem, va), va)
+                    put(name, "none", repeat, seed, fold, te, _predict(model, problem, te), thr)
+                    if name != RECIPE:
+                        continue
+                    for cond in conditions:
+                        put(name, f"drop:{next(iter(cond))}", repeat, seed, fold, te,
+                            _predict(model, problem, te, cond), thr)
+                    if save_dir is not None:
+                        file = f"models/{name}_r{repeat}_f{fold}_s{seed}.pt"
+                        save_weights(model, save_dir / file)
+                        saved.append({"file": file, "repeat": repeat, "fold": fold, "seed": seed, "threshold": thr})
             log(f"[{problem.name}] repeat {repeat + 1}/{cfg.repeats} fold {fold + 1}/{cfg.folds} done")
-        for name, rs in per_seed.items():
-            runs[name].extend(rs)
-        for name, r in det.items():
-            runs[name].append(r)
-        for cond, rs in rob_seed.items():
-            robust[cond].extend(rs)
-    models: dict[str, Any] = {}
-    for name, rs in runs.items():
-        summary = summarise_runs([r.values for r in rs], groups, n_boot=cfg.protocol.n_boot)
-        models[name] = {"kind": kinds[name], "splits": {"test": summary}, "n": {"test": n}, "seeds": len(rs),
-                        "threshold": {"per_seed": [float(np.mean(r.thresholds)) for r in rs]}}
-    robustness = {}
-    if robust:
-        robustness["none"] = models[RECIPE]["splits"]["test"]
-        for cond, rs in robust.items():
-            robustness[cond] = summarise_runs([r.values for r in rs], groups, n_boot=cfg.protocol.n_boot)
-    return {"models": models, "robustness": robustness, "training": train_log}
+    if save_dir is not None:
+        write_json(save_dir / "models.json", {"model": RECIPE, "models": saved})
+    frame = preds.frame()
+    models, robustness = summarise_predictions(frame, problem.labels, problem.ddi, kinds, n_boot=cfg.protocol.n_boot)
+    return {"models": models, "robustness": robustness, "training": train_log, "predictions": frame}
+
+
+def save_medications(directory: Path, problem: MedicationProblem, views: MedicationViews, cfg: NlaMmrConfig) -> None:
+    """What scoring new visits needs besides the weights: label order, frozen medication views, DDI."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / "medications.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, structure=views.structure, has_structure=views.has_structure, text=views.text,
+                 substructures=views.substructures, ddi=problem.ddi)
+    write_json(directory / "problem.json", {"cohort": problem.name, "history": problem.history,
+                                            "max_visits": cfg.max_visits, "labels": problem.labels,
+                                            "label_text": views.texts, "info": problem.info})
 
 
 def _drug_root(cfg: NlaMmrConfig, data_root: Path) -> Path:
@@ -258,7 +292,13 @@ def _tables(cfg: NlaMmrConfig, data_root: Path) -> tuple[MimicTables, str]:
 
 def run_medication(cfg: NlaMmrConfig, *, data_dir: str | Path | None, out_dir: str | Path,
                    cache_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """ETL, both cohorts, every model; writes metrics.json, report.md, etl.json, config.json into ``out_dir``."""
+    """ETL, both cohorts, every model; writes the run folder ``out_dir``.
+
+    ``config.json``, ``metrics.json``, ``report.md``, ``etl.json``, ``predictions.csv`` (see
+    :mod:`polymodal.multilabel_predictions`), ``code_titles.json`` and per cohort ``COHORT/``:
+    ``problem.json`` (label order), ``medications.npz`` (frozen medication views, DDI matrix),
+    ``models.json`` and ``models/*.pt`` (every trained NLA-MMR model with its validation threshold).
+    """
     from polymodal.experiment import environment
 
     started = time.perf_counter()
@@ -277,6 +317,10 @@ def run_medication(cfg: NlaMmrConfig, *, data_dir: str | Path | None, out_dir: s
         morgan = MorganEncoder(radius=2, n_bits=1024)
         cohorts: dict[str, Any] = {}
         etl: dict[str, Any] = {"source": tables.source, "files": tables.files}
+        # the titles of every code the source's dictionaries know: `polymodal predict` embeds the text of
+        # codes that no training visit had (NLA-MMR's point: a code's meaning comes from its words)
+        write_json(out / "code_titles.json", tables.code_text)
+        frames = []
         timing: dict[str, float] = {"etl_seconds": 0.0}
         for name in cfg.cohorts:
             t0 = time.perf_counter()
@@ -291,7 +335,9 @@ def run_medication(cfg: NlaMmrConfig, *, data_dir: str | Path | None, out_dir: s
             log(f"[{name}] {problem.info['patients']} patients, {problem.info['visits']} visits, "
                 f"{problem.info['labels']} ATC3 labels, {problem.info['codes']} codes")
             t0 = time.perf_counter()
-            result = evaluate_cohort(problem, views, code_text, cfg, log)
+            save_medications(out / name, problem, views, cfg)
+            result = evaluate_cohort(problem, views, code_text, cfg, log, save_dir=out / name)
+            frames.append(result["predictions"])
             timing[f"{name}_seconds"] = time.perf_counter() - t0
             cohorts[name] = _cohort_metrics(name, problem, result, version, {**cohort.report.skips, **views.skips})
         timing["total_seconds"] = time.perf_counter() - started
@@ -302,10 +348,11 @@ def run_medication(cfg: NlaMmrConfig, *, data_dir: str | Path | None, out_dir: s
     metrics = {"recipe": RECIPE, "task": "medication recommendation (ATC3 sets)", "primary_metric": "jaccard",
                "dataset": {"version": version}, "models": flat, "cohorts": cohorts, "timing": timing,
                "environment": env}
-    write_json(out / "etl.json", etl)
-    write_json(out / "metrics.json", metrics)
     for c in cohorts.values():
         c.update(timing=timing, environment=env)
+    write_json(out / "etl.json", etl)
+    atomic_write(out / "predictions.csv", lambda fh: pd.concat(frames, ignore_index=True).to_csv(fh, index=False))
+    write_json(out / "metrics.json", metrics)
     write_text(out / "report.md", render_report(metrics))
     return metrics
 
@@ -327,6 +374,7 @@ def _cohort_metrics(name: str, problem: MedicationProblem, result: dict[str, Any
         "selection": {"name": "valid", "description": "repeated patient-level K-fold; the fold after the test fold "
                       "is the validation fold (early stopping on visit-averaged PR-AUC, set threshold maximising "
                       "validation Jaccard); CIs resample patients"},
+        "labels": problem.labels,
         "models": models, "robustness": result["robustness"], "published": published, "skips": skips,
         "training": result["training"],
         "notes": [
@@ -346,7 +394,7 @@ def render_report(metrics: dict[str, Any]) -> str:
     parts = [f"# {RECIPE} — medication recommendation report\n\nData: {metrics['dataset']['version']}. "
              f"Cohorts: {', '.join(f'**{c}** ({COHORT_LABEL[c]})' for c in metrics['cohorts'])}.\n"]
     for name, cohort in metrics["cohorts"].items():
-        body = render_markdown({k: v for k, v in cohort.items() if k != "training"})
+        body = render_markdown({k: v for k, v in cohort.items() if k not in ("training", "labels")})
         body = body.replace("\n## ", f"\n### [{name}] ").replace("# ", f"## [{name}] ", 1)
         parts.append(body)
     return "\n".join(parts)

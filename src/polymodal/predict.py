@@ -6,7 +6,8 @@ models. This module finds the predictor, checks what it returns, reports what it
 writes the CSV atomically.
 
 A predictor returns a DataFrame with columns ``id, score, decision``; it may put a SkipReport dict
-in ``frame.attrs["skips"]`` and the decision threshold in ``frame.attrs["threshold"]``.
+in ``frame.attrs["skips"]``, the decision threshold in ``frame.attrs["threshold"]`` and, to write
+more columns than those three, the output's column list in ``frame.attrs["columns"]``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def predict_file(run_dir: str | Path, input_path: str | Path, output_path: str |
     frame = recipe.predictor(run_dir, input_path, Path(cache_dir) if cache_dir is not None else None)
     _check_output(frame, name)
     _report(frame.attrs, input_path, log if log is not None else sys.stderr)
-    out = frame[list(OUTPUT_COLUMNS)]
+    # a predictor may name more columns (e.g. one row per visit and medication); id, score, decision stay
+    out = frame[list(frame.attrs.get("columns") or OUTPUT_COLUMNS)]
     atomic_write(output_path, lambda fh: out.to_csv(fh, index=False))
     return len(out)
 
@@ -74,7 +76,7 @@ def predict_file(run_dir: str | Path, input_path: str | Path, output_path: str |
 def _check_output(frame: Any, recipe: str) -> None:
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"recipe {recipe!r}: predictor returned {type(frame).__name__}, not a DataFrame")
-    missing = [c for c in OUTPUT_COLUMNS if c not in frame.columns]
+    missing = [c for c in (*OUTPUT_COLUMNS, *frame.attrs.get("columns", ())) if c not in frame.columns]
     if missing:
         raise DataError(f"recipe {recipe!r}: predictor output lacks column(s) {missing}")
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from polymodal.tasks.medication import VisitBatch
 
-__all__ = ["MostFrequentSet", "NearestVisits", "PerLabelLogistic", "Retain", "SafeDrugLite"]
+__all__ = ["GameNet", "MostFrequentSet", "NearestVisits", "PerLabelLogistic", "Retain", "SafeDrugLite"]
 
 
 class MostFrequentSet:
@@ -193,3 +193,85 @@ class SafeDrugLite(nn.Module):
         local = sub @ (self.bipartite * self.mask)  # (B, L) bipartite (masked) encoder
         return local * att, {}
 
+
+
+def _row_normalise(adj: np.ndarray) -> torch.Tensor:
+    """GAMENet's ``normalize(adj + I)``: self-loops, then each row divided by its sum."""
+    a = np.asarray(adj, dtype=np.float32) + np.eye(len(adj), dtype=np.float32)
+    return torch.as_tensor(a / a.sum(axis=1, keepdims=True))
+
+
+class _GraphEncoder(nn.Module):
+    """GAMENet's GCN: two graph convolutions over one-hot medication nodes -> (L, D) node embeddings."""
+
+    def __init__(self, adj: np.ndarray, dim: int, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.register_buffer("adj", _row_normalise(adj))  # (L, L)
+        n = self.adj.shape[0]
+        self.w1 = nn.Parameter(torch.empty(n, dim))  # layer 1 on identity features = one weight row per node
+        self.b1 = nn.Parameter(torch.zeros(dim))
+        self.w2 = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.w1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self) -> torch.Tensor:
+        h = torch.relu(self.adj @ self.w1 + self.b1)  # (L, D)
+        w, b = self.w2.weight, self.w2.bias
+        return self.adj @ (self.dropout(h) @ w.T) + b  # (L, D): adj @ (H W) + bias, as GraphConvolution
+
+
+class GameNet(nn.Module):
+    """GAMENet (Shang et al., AAAI 2019, arXiv 1809.01852): graph-augmented memory networks.
+
+    Dual GRUs over the visits' diagnosis and procedure embeddings give a query per visit; the
+    static memory is ``GCN(EHR co-prescription graph) - beta * GCN(DDI graph)`` over medications;
+    the dynamic memory holds the earlier visits' queries (keys) and medication sets (values). The
+    output MLP reads the query, the static read-out and the dynamic read-out.
+
+    Args:
+        n_codes: code vocabulary size including padding id 0. ehr_adj: (L, L) 0/1 co-prescription
+            graph of the **training** visits. ddi_adj: (L, L) DDI graph. dim: width. dropout: rate.
+    """
+
+    def __init__(self, n_codes: int, ehr_adj: np.ndarray, ddi_adj: np.ndarray, dim: int = 64,
+                 dropout: float = 0.4) -> None:
+        super().__init__()
+        self.diag_embed = nn.Embedding(n_codes, dim, padding_idx=0)
+        self.proc_embed = nn.Embedding(n_codes, dim, padding_idx=0)
+        self.diag_gru = nn.GRU(dim, 2 * dim, batch_first=True)
+        self.proc_gru = nn.GRU(dim, 2 * dim, batch_first=True)
+        self.query = nn.Sequential(nn.ReLU(), nn.Linear(4 * dim, dim))
+        self.ehr_gcn = _GraphEncoder(ehr_adj, dim)
+        self.ddi_gcn = _GraphEncoder(ddi_adj, dim)
+        self.inter = nn.Parameter(torch.zeros(1).uniform_(-0.1, 0.1))  # beta, learnt as in the paper's code
+        n_labels = len(ehr_adj)
+        self.output = nn.Sequential(nn.ReLU(), nn.Linear(3 * dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, n_labels))
+        self.dropout = nn.Dropout(dropout)
+
+    @staticmethod
+    def _visit_mean(emb: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        """(B, V, T) -> (B, V, D): mean of a visit's code embeddings (GAMENet averages, RETAIN sums)."""
+        count = (ids > 0).sum(dim=2, keepdim=True).clamp_min(1)
+        return emb(ids).sum(dim=2) / count
+
+    def forward(self, batch: VisitBatch, drop: frozenset[str] = frozenset()) -> tuple[torch.Tensor, dict]:
+        if "procedures" in drop:
+            batch = batch.without_procedures()
+        d, _ = self.diag_gru(self.dropout(self._visit_mean(self.diag_embed, batch.diag)))  # (B, V, 2D)
+        p, _ = self.proc_gru(self.dropout(self._visit_mean(self.proc_embed, batch.proc)))
+        queries = self.query(torch.cat([d, p], dim=-1))  # (B, V, D): one per visit
+        mask = batch.visit_mask
+        last = mask.long().sum(dim=1).clamp_min(1) - 1  # (B,)
+        query = queries[torch.arange(len(last)), last]  # (B, D)
+        memory = self.ehr_gcn() - self.ddi_gcn() * self.inter  # (L, D) static memory
+        fact1 = torch.softmax(query @ memory.T, dim=-1) @ memory  # (B, D)
+        # dynamic memory: earlier visits of the window (keys = their queries, values = their medications)
+        earlier = mask & (torch.arange(mask.shape[1])[None, :] < last[:, None])  # (B, V)
+        fact2 = fact1
+        if batch.history_meds is not None and bool(earlier.any()):
+            scores = torch.einsum("bd,bvd->bv", query, queries).masked_fill(~earlier, float("-inf"))
+            weights = torch.nan_to_num(torch.softmax(scores, dim=1))  # rows without history -> zeros
+            read = torch.einsum("bv,bvl->bl", weights, batch.history_meds) @ memory  # (B, D)
+            has = earlier.any(dim=1, keepdim=True)
+            fact2 = torch.where(has, read, fact1)
+        return self.output(torch.cat([query, fact1, fact2], dim=-1)), {}

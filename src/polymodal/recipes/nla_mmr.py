@@ -191,6 +191,20 @@ def run(cfg: NlaMmrConfig, *, data_dir: str | Path | None, out_dir: str | Path,
     return run_medication(cfg, data_dir=data_dir, out_dir=out_dir, cache_dir=cache_dir)
 
 
+def _predict(run_dir: Path, input_path: Path, cache_dir: Path | None) -> Any:
+    """``polymodal predict``: see :mod:`polymodal.recipes.nla_mmr_predict` for the input format."""
+    from polymodal.recipes.nla_mmr_predict import predict_visits
+
+    return predict_visits(run_dir, input_path, cache_dir)
+
+
+def _reevaluate(run_dir: Path) -> dict[str, Any]:
+    """``polymodal eval``: the metrics recomputed from the run folder's predictions.csv."""
+    from polymodal.recipes.nla_mmr_predict import reevaluate_run
+
+    return reevaluate_run(run_dir)
+
+
 RECIPE = REGISTRY.register(
     Recipe(
         name="nla-mmr",
@@ -201,5 +215,7 @@ RECIPE = REGISTRY.register(
         data_licence="MIMIC-III Clinical Database Demo v1.4: ODbL v1.0 (full MIMIC-III/IV: PhysioNet credentialed)",
         published=PUBLISHED,
         deviations=DEVIATIONS,
+        predictor=_predict,
+        extra={"reevaluate": _reevaluate},
     )
 )

@@ -35,6 +35,8 @@ class Sample:
     procedures: tuple[tuple[int, ...], ...]
     target: np.ndarray  # (L,) 0/1
     previous_target: np.ndarray | None = None  # (L,) the previous visit's medications (history cohort only)
+    # (V - 1, L): the medications of the earlier visits in the window (GAMENet's dynamic memory); None: none
+    history_targets: np.ndarray | None = None
 
 
 @dataclass
@@ -92,12 +94,16 @@ def make_problem(cohort: MimicCohort, vocab: DrugVocab, *, history: bool, max_vi
             window = patient[max(0, t + 1 - max_visits): t + 1] if history else [visit]
             target = np.zeros(len(labels), dtype=np.float32)
             target[[label_index[m] for m in visit.medications]] = 1.0
+            earlier = np.zeros((len(window) - 1, len(labels)), dtype=np.float32)
+            for row, past in enumerate(window[:-1]):
+                earlier[row, [label_index[m] for m in past.medications]] = 1.0
             prev = None
             if history and t > 0:
                 prev = np.zeros(len(labels), dtype=np.float32)
                 prev[[label_index[m] for m in patient[t - 1].medications]] = 1.0
             samples.append(Sample(subject, visit.hadm_id, tuple(tuple(index[c] for c in v.diagnoses) for v in window),
-                                  tuple(tuple(index[c] for c in v.procedures) for v in window), target, prev))
+                                  tuple(tuple(index[c] for c in v.procedures) for v in window), target, prev,
+                                  earlier if len(earlier) else None))
     return MedicationProblem(cohort.name, history, codes, [cohort.code_text[c] for c in codes], labels,
                              vocab.ddi_matrix(labels), samples,
                              info={"patients": len(cohort.patients), "visits": len(samples), "codes": len(codes),
@@ -106,11 +112,13 @@ def make_problem(cohort: MimicCohort, vocab: DrugVocab, *, history: bool, max_vi
 
 @dataclass
 class VisitBatch:
-    """Padded code ids: diag (B, V, Td), proc (B, V, Tp) long (0 pads); visit_mask (B, V) bool, left-aligned."""
+    """Padded code ids: diag (B, V, Td), proc (B, V, Tp) long (0 pads); visit_mask (B, V) bool, left-aligned;
+    history_meds (B, V, L) float: the medications of each earlier visit (zeros at the last visit and padding)."""
 
     diag: torch.Tensor
     proc: torch.Tensor
     visit_mask: torch.Tensor
+    history_meds: torch.Tensor | None = None
 
     def without_procedures(self) -> VisitBatch:
         return replace(self, proc=torch.zeros_like(self.proc))
@@ -131,8 +139,13 @@ def collate(samples: Sequence[Sample]) -> tuple[VisitBatch, torch.Tensor]:
     mask = torch.zeros(len(samples), n_visits, dtype=torch.bool)
     for b, s in enumerate(samples):
         mask[b, : len(s.diagnoses)] = True
+    n_labels = len(samples[0].target)
+    history = torch.zeros(len(samples), n_visits, n_labels)
+    for b, s in enumerate(samples):
+        if s.history_targets is not None:
+            history[b, : len(s.history_targets)] = torch.as_tensor(s.history_targets)
     batch = VisitBatch(_pad([s.diagnoses for s in samples], n_visits), _pad([s.procedures for s in samples], n_visits),
-                       mask)
+                       mask, history)
     return batch, torch.as_tensor(np.stack([s.target for s in samples]), dtype=torch.float32)
 
 

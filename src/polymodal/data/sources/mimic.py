@@ -381,11 +381,11 @@ def build_cohort(tables: MimicTables, vocab: DrugVocab, cohort: str = "safedrug"
     codes = {c for vs in patients.values() for v in vs for c in (*v.diagnoses, *v.procedures)}
     untitled = sorted(c for c in codes if c not in tables.code_text)
     report.skip("codes without a long title (text falls back to the code)", len(untitled), untitled[:5])
-    text = {c: tables.code_text.get(c) or _fallback_text(c) for c in codes}
+    text = {c: tables.code_text.get(c) or fallback_text(c) for c in codes}
     return MimicCohort(cohort, tables.source, patients, text, report)
 
 
-def _fallback_text(code: str) -> str:
+def fallback_text(code: str) -> str:
     kind, _, value = code.partition(":")
     what = "diagnosis" if kind.startswith("D") else "procedure"
     return f"ICD-{kind[1:]} {what} code {value}"
