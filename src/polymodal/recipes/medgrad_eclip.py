@@ -13,14 +13,15 @@ Faithful: contrastive image-text training on criteria captions; classification b
 matching; one heat map per criterion text; Grad-CAM and E-CLIP compared with MedGrad E-CLIP;
 Derm7pt and PH2.
 
-Deviations (each also in docs/recipes/medgrad-eclip.md):
+Deviations (each also in the medgrad-eclip section of docs/recipes.md):
   * LiT-style instead of fine-tuning CLIP: frozen EfficientNet-Lite0 (ImageNet) image features and
     frozen all-MiniLM-L6-v2 text features with trained projections (no CLIP weights offline);
     ``--image-backbone open_clip:<id>`` swaps in a medical CLIP such as BiomedCLIP when online;
   * E-CLIP on a pooled CNN: the attention-pool relevance is replaced by the local image-text
     similarity of each feature-map location; the entropy weighting is our reading of the paper;
   * captions are built from harmonised binary criteria (Derm7pt and PH2 annotate different ones);
-  * images resized whole to 224 px (no crop), no augmentation (features are cached);
+  * shorter side to 224 px and a centred square (aspect kept; masks cropped alike), no augmentation
+    (features are cached);
   * selection and thresholds on Derm7pt validation only; PH2 is an external test set;
   * extra variants: a diagnosis-supervised one and a concept bottleneck; baselines beside them.
 """
@@ -48,6 +49,9 @@ class MedGradEclipConfig(BaseModel):
 
     image_backbone: str = "efficientnet-lite0"  # or timm:<id>, open_clip:<id>[@tag] when online
     image_size: int = 224
+    # "centre-crop" keeps the aspect ratio of non-square images (PH2 is 765x575); "squash" stretches
+    # them to a square (the transform before benchmarks/medgrad_probe_preprocessing.py). Derm7pt+ is square.
+    image_resize: Literal["squash", "centre-crop"] = "centre-crop"
     text_model: str = MINILM_ID
     splits: tuple[SplitKind, ...] = ("symmetric", "asymmetric")
     external_ph2: bool = True
@@ -78,12 +82,17 @@ DEVIATIONS = (
     "our reading of the paper, whose formulas could not be consulted offline",
     "captions and prompts are built from seven harmonised binary criteria (Derm7pt and PH2 annotate different ones); "
     "PH2 is scored on the five it shares",
-    "images are resized whole to 224x224 (no crop, so masks stay aligned) and not augmented (features are cached)",
+    "images: shorter side resized to 224 px and the centred 224x224 square kept (aspect ratio preserved, lesion "
+    "masks cropped alike; squashing PH2's 765x575 images to a square cost the probe 0.12 PH2 ROC-AUC, "
+    "benchmarks/medgrad_probe_preprocessing.md), not augmented (features are cached)",
     "model selection, early stopping and thresholds use the Derm7pt validation split only; PH2 is an external test "
     "set scored by models trained on Derm7pt",
-    "beyond the paper: a diagnosis-supervised variant, a concept bottleneck, a linear probe and a prior baseline",
-    "Grad-CAM uses pytorch-grad-cam when importable; without torchvision (CPU-only torch) the same formula runs "
-    "in polymodal.explain",
+    "beyond the paper: a diagnosis-supervised variant, a concept bottleneck, a linear probe and a prior baseline; "
+    "the image-only fine-tuned CNN baseline (last two EfficientNet blocks) is a separate benchmark "
+    "(benchmarks/medgrad_finetune_cnn.py), not part of the run, to keep it within its time budget",
+    "Grad-CAM uses pytorch-grad-cam (extra 'gradcam') when usable; it imports torchvision, whose only wheel here is "
+    "the CUDA build (fails on the CPU torch: 'operator torchvision::nms does not exist'), so the same formula runs "
+    "in polymodal.explain and the report names the implementation used",
 )
 
 # The paper's result tables could not be read offline; these are the issue's reference numbers,

@@ -17,7 +17,7 @@ from polymodal.encoders.cache import EmbeddingCache
 from polymodal.encoders.image import FrozenImageEncoder, ImageTransform, open_image
 from polymodal.encoders.text import SentenceTextEncoder
 from polymodal.evaluation import format_cell
-from polymodal.explain import ImageTextScorer, mask_mass_share
+from polymodal.explain import ImageTextScorer, gradcam_backend, mask_mass_share
 from polymodal.explain.evaluate import compute_maps, evaluate_maps
 from polymodal.explain.gallery import draw_gallery
 from polymodal.recipes.derm_concepts import CRITERIA, CRITERION_NAMES
@@ -55,7 +55,7 @@ def prepare(cfg: MedGradEclipConfig, data_root: Path, cache_root: Path) -> dict[
     ph2, ph2_skips = load_ph2(data_root, on_bad_image=cfg.on_bad_image) if cfg.external_ph2 else ([], SkipReport())
     timing["load_seconds"] = time.perf_counter() - start
     cache = EmbeddingCache(cache_root / "embeddings")
-    image_encoder = FrozenImageEncoder(cfg.image_backbone, ImageTransform(size=cfg.image_size))
+    image_encoder = FrozenImageEncoder(cfg.image_backbone, ImageTransform(size=cfg.image_size, resize=cfg.image_resize))
     records = [r for s in splits.values() for _, part in s.items() for r in part] + list(ph2)
     t = time.perf_counter()
     feats = compute_features(records, image_encoder, SentenceTextEncoder(cfg.text_model), cache)
@@ -114,11 +114,9 @@ def _run(cfg: MedGradEclipConfig, data_root: Path, cache_root: Path, out_dir: Pa
 
 def _load(records: list[Record], transform: ImageTransform) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
     """Normalised pixels (N, 3, S, S), RGB uint8 (N, S, S, 3) and masks (N, S, S) when records have them."""
-    from PIL import Image
-
     pil = [open_image(r.inputs["image"]) for r in records]
     x = torch.stack([transform(p) for p in pil])
-    rgb = np.stack([np.asarray(p.resize((transform.size, transform.size), Image.BILINEAR)) for p in pil])
+    rgb = np.stack([np.asarray(transform.geometry(p)) for p in pil])
     masks = None
     if records and "mask" in records[0].inputs:
         masks = np.stack([transform.mask(open_image(r.inputs["mask"], allow_grayscale=True)) for r in records])
@@ -145,7 +143,7 @@ def explain_run(cfg: MedGradEclipConfig, projector: Any, feats: Features, derm_t
     scorer = ImageTextScorer(image_encoder.backbone, projector, torch.as_tensor(texts))
     transform = image_encoder.transform
     out: dict[str, Any] = {"explained_text": "melanoma description", "steps": cfg.explain_steps,
-                           "block": cfg.explain_block}
+                           "block": cfg.explain_block, "gradcam_backend": gradcam_backend()}
     for name, records in (("ph2", ph2), ("derm7pt_test", derm_test)):
         if not records:
             continue
@@ -251,7 +249,8 @@ def render_report(metrics: dict[str, Any]) -> str:
                 f"Model: {ex.get('model')}; explained text: the {ex['explained_text']}. Mask mass: share of the map "
                 "inside the expert lesion mask; pointing game: the map's maximum inside the mask; deletion (lower is "
                 f"better) and insertion (higher is better) AUCs of the image-text similarity, {ex['steps']} steps of "
-                f"{ex['block']}x{ex['block']} px blocks replaced by the mean colour. `random` is uniform noise.", ""]
+                f"{ex['block']}x{ex['block']} px blocks replaced by the mean colour. `random` is uniform noise. "
+                f"Grad-CAM implementation: {ex.get('gradcam_backend', 'not recorded')}.", ""]
         for name in ("ph2", "derm7pt_test"):
             if name in ex:
                 out += [f"### {name} ({ex[name]['n']} images)", "", _explain_table(ex[name]), ""]
