@@ -129,7 +129,7 @@ def test_runner_writes_both_cohorts_and_robustness(data_dir: Path, tmp_path: Pat
     assert set(cohorts) == {"safedrug", "all-admissions"}
     assert "previous-visit" in cohorts["safedrug"]["models"]
     test = {m: v["splits"]["test"] for m, v in cohorts["all-admissions"]["models"].items()}
-    assert {"nla-mmr", "safedrug-lite", "gamenet", "retain", "per-label-logistic", "nearest-visits",
+    assert {"nla-mmr", "safedrug", "gamenet", "retain", "per-label-logistic", "nearest-visits",
             "most-frequent"} <= set(test)
     pr = test["nla-mmr"]["pr_auc"]
     assert pr["ci_low"] <= pr["mean"] <= pr["ci_high"]
@@ -185,3 +185,19 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     assert metrics["cohorts"]["all-admissions"]["dataset"]["sizes"]["visits"] == 122
     ours = metrics["models"]["nla-mmr [all-admissions]"]["splits"]["test"]["pr_auc"]["mean"]
     assert ours > metrics["models"]["most-frequent [all-admissions]"]["splits"]["test"]["pr_auc"]["mean"] - 0.05
+
+
+def test_molecule_graphs_follow_safedrug_featurisation() -> None:
+    """Ethanol with hydrogens: 9 atoms, 8 bonds, 5 radius-1 fingerprints (CH3 carbon, CH2 carbon, O,
+    H on carbon, H on oxygen); methane adds its carbon only; a medication without molecules gets zeros."""
+    from polymodal.encoders.molecule_graph import MolecularGraphNetwork, molecule_graphs
+
+    graphs = molecule_graphs([["CCO"], ["C", "not a smiles"], []])
+    assert len(graphs.fingerprints) == 9 + 5 and graphs.edges.shape == (2, 2 * (8 + 4))
+    assert len(set(graphs.fingerprints[:9].tolist())) == 5 and graphs.n_fingerprints == 6
+    np.testing.assert_array_equal(graphs.projection, [[1, 0], [0, 1], [0, 0]])
+    net = MolecularGraphNetwork(graphs, dim=8)
+    out = net()
+    assert out.shape == (3, 8) and torch.equal(out[2], torch.zeros(8))
+    out[:2].sum().backward()
+    assert net.embed.weight.grad is not None and net.embed.weight.grad.abs().sum() > 0  # trained end to end

@@ -17,8 +17,9 @@ predict`` loads (see :func:`run_medication`).
 
 from __future__ import annotations
 
-import copy
+import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,16 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import average_precision_score
+from torch.utils.data import DataLoader
 
-from polymodal.baselines.medication import (
-    GameNet,
-    MostFrequentSet,
-    NearestVisits,
-    PerLabelLogistic,
-    Retain,
-    SafeDrugLite,
-)
+from polymodal.baselines.medication import GameNet, MostFrequentSet, NearestVisits, PerLabelLogistic, Retain
+from polymodal.baselines.safedrug import SafeDrug
 from polymodal.data.paths import resolve_cache_dir, resolve_data_dir
 from polymodal.data.sources.drug_vocab import ETHOS_DIR, SAFEDRUG_DIR, load_drug_vocab
 from polymodal.data.sources.mimic import MimicTables, build_cohort, read_mimic3, read_mimic4
@@ -50,6 +45,8 @@ from polymodal.recipes.nla_mmr import DROPPABLE, PUBLISHED, NlaMmrConfig, NlaMmr
 from polymodal.reports.markdown import render_markdown
 from polymodal.tasks.medication import MedicationProblem, MedicationViews, collate, make_problem, medication_views
 from polymodal.tasks.multilabel import choose_set_threshold, ddi_pair_counts
+from polymodal.training.multilabel_system import MONITOR, MedicationSystem
+from polymodal.training.trainer import fit_resumable, make_trainer, quiet_lightning, seed_everything
 
 RECIPE = "nla-mmr"
 COHORT_LABEL = {
@@ -87,39 +84,33 @@ def _predict(model: torch.nn.Module, problem: MedicationProblem, idx: np.ndarray
         return torch.sigmoid(model(batch, drop)[0]).numpy().astype(np.float64)  # (n, L)
 
 
-def _val_pr_auc(y: np.ndarray, s: np.ndarray) -> float:
-    return float(np.mean(average_precision_score(y.T, s.T, average=None)))
-
-
 def train_model(model: torch.nn.Module, objective: torch.nn.Module, problem: MedicationProblem,
                 train_idx: np.ndarray, val_idx: np.ndarray, cfg: NlaMmrConfig, seed: int) -> dict[str, Any]:
-    """AdamW with early stopping on validation PR-AUC (visit-averaged); the best weights are restored.
+    """The shared Lightning trainer: AdamW, early stopping and best checkpoint on validation PR-AUC.
+
+    Checkpoints go to a temporary folder (one fit of these small models takes seconds; a run
+    folder holding two checkpoints for each of ~120 fits would not be worth its size), and the
+    best epoch's weights are loaded back into ``model``.
 
     Returns:
         ``{"epochs", "best_epoch", "best_val_pr_auc"}``.
     """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    y_val = problem.targets[val_idx]
-    best, best_state, best_epoch, epoch = -1.0, copy.deepcopy(model.state_dict()), 0, 0
-    for epoch in range(1, cfg.train.max_epochs + 1):
-        model.train()
-        order = rng.permutation(train_idx)
-        for start in range(0, len(order), cfg.train.batch_size):
-            batch, y = collate([problem.samples[i] for i in order[start: start + cfg.train.batch_size]])
-            logits, aux = model(batch)
-            loss = objective(logits, y, aux)["loss"]
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        score = _val_pr_auc(y_val, _predict(model, problem, val_idx))
-        if score > best + 1e-6:
-            best, best_state, best_epoch = score, copy.deepcopy(model.state_dict()), epoch
-        elif epoch - best_epoch >= cfg.train.patience:
-            break
-    model.load_state_dict(best_state)
-    return {"epochs": epoch, "best_epoch": best_epoch, "best_val_pr_auc": best}
+    seed_everything(seed)
+    quiet_lightning()
+    system = MedicationSystem(model, objective, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    train = DataLoader([problem.samples[i] for i in train_idx], batch_size=cfg.train.batch_size, shuffle=True,
+                       collate_fn=collate, generator=torch.Generator().manual_seed(seed))
+    valid = DataLoader([problem.samples[i] for i in val_idx], batch_size=256, shuffle=False, collate_fn=collate)
+    with tempfile.TemporaryDirectory(prefix="polymodal-fit-") as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        trainer = make_trainer(tmp, cfg.train.model_copy(update={"progress": False}), monitor=MONITOR, mode="max")
+        fit_resumable(trainer, system, train, valid, tmp)
+        callback = trainer.checkpoint_callback
+        best_path = callback.best_model_path if callback else ""
+        best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=False)["epoch"]) + 1 if best_path else 0
+        best = float(callback.best_model_score) if callback and callback.best_model_score is not None else float("nan")
+    return {"epochs": int(trainer.current_epoch), "best_epoch": best_epoch, "best_val_pr_auc": best}
 
 
 def _factories(problem: MedicationProblem, views: MedicationViews, code_text: np.ndarray,
@@ -140,7 +131,9 @@ def _factories(problem: MedicationProblem, views: MedicationViews, code_text: np
 
     def safedrug(seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
         torch.manual_seed(seed)
-        return SafeDrugLite(n_codes, views.structure, views.substructures, cfg.dim), MedicationObjective(ddi, **ddi_kw)
+        if views.graphs is None:
+            raise ValueError("SafeDrug needs the medications' molecule graphs (medication_views builds them)")
+        return SafeDrug(n_codes, views.graphs, views.substructures, cfg.dim), MedicationObjective(ddi, **ddi_kw)
 
     def gamenet(seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
         torch.manual_seed(seed)
@@ -151,7 +144,7 @@ def _factories(problem: MedicationProblem, views: MedicationViews, code_text: np
 
     out = {RECIPE: ("recipe", nla)}
     if cfg.protocol.baselines:
-        out.update({"safedrug-lite": ("baseline", safedrug), "gamenet": ("baseline", gamenet),
+        out.update({"safedrug": ("baseline", safedrug), "gamenet": ("baseline", gamenet),
                     "retain": ("baseline", retain)})
     return out
 
@@ -364,7 +357,7 @@ def _cohort_metrics(name: str, problem: MedicationProblem, result: dict[str, Any
     best_base = max((m["splits"]["test"]["jaccard"]["mean"] for k, m in models.items() if k != RECIPE), default=None)
     ours = models[RECIPE]["splits"]["test"]["jaccard"]["mean"]
     gain = f"{(ours - best_base) / best_base:+.1%}" if best_base else "n/a"
-    published = [{**p.__dict__, **({"our_model": "safedrug-lite"} if p.model == "safedrug" else {})} for p in PUBLISHED]
+    published = [{**p.__dict__, **({"our_model": "safedrug"} if p.model == "safedrug" else {})} for p in PUBLISHED]
     return {
         "recipe": RECIPE, "cohort": name, "task": f"medication recommendation — {COHORT_LABEL[name]}",
         "primary_metric": "jaccard",

@@ -12,10 +12,11 @@ Literature models (``nn.Module``; ``forward(batch, drop) -> (logits (B, L), aux)
 
 * :class:`Retain` — RETAIN (Choi et al., NeurIPS 2016, arXiv 1608.05745): reverse-time GRUs give
   visit-level (alpha) and code-level (beta) attention over visit embeddings.
-* :class:`SafeDrugLite` — SafeDrug (Yang et al., IJCAI 2021, arXiv 2105.02711): dual GRU patient
-  encoder, a global molecule match and a local BRICS-substructure bipartite encoder, trained with
-  the controllable DDI loss. Deviation: molecules are Morgan fingerprints through an MLP instead of
-  SafeDrug's message-passing network (no graph library dependency); see docs/recipes/nla-mmr.md.
+* :class:`GameNet` — GAMENet (Shang et al., AAAI 2019, arXiv 1809.01852): dual GRUs, a graph-
+  augmented static memory (GCN over the training co-prescription graph minus a learnt multiple of
+  a GCN over the DDI graph) and a dynamic memory of the earlier visits' medication sets.
+
+SafeDrug, with its molecular message-passing encoder, is in :mod:`polymodal.baselines.safedrug`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import nn
 
 from polymodal.tasks.medication import VisitBatch
 
-__all__ = ["GameNet", "MostFrequentSet", "NearestVisits", "PerLabelLogistic", "Retain", "SafeDrugLite"]
+__all__ = ["GameNet", "MostFrequentSet", "NearestVisits", "PerLabelLogistic", "Retain"]
 
 
 class MostFrequentSet:
@@ -152,47 +153,6 @@ class Retain(nn.Module):
         beta = torch.tanh(self.beta(h))  # (B, V, D)
         context = (alpha[..., None] * beta * v_rev).sum(dim=1)  # (B, D)
         return self.out(self.dropout(context)), {}
-
-
-class SafeDrugLite(nn.Module):
-    """SafeDrug with Morgan-fingerprint molecules (see the module docstring).
-
-    Args:
-        n_codes: code vocabulary size (with padding). structure: (L, F) molecule features.
-        substructures: (S, L) BRICS membership mask. dim: width.
-    """
-
-    def __init__(self, n_codes: int, structure: np.ndarray, substructures: np.ndarray, dim: int = 64,
-                 dropout: float = 0.5) -> None:
-        super().__init__()
-        self.diag_embed = nn.Embedding(n_codes, dim, padding_idx=0)
-        self.proc_embed = nn.Embedding(n_codes, dim, padding_idx=0)
-        self.diag_gru = nn.GRU(dim, 2 * dim, batch_first=True)
-        self.proc_gru = nn.GRU(dim, 2 * dim, batch_first=True)
-        self.query = nn.Sequential(nn.ReLU(), nn.Linear(4 * dim, dim))
-        self.register_buffer("structure", torch.as_tensor(structure, dtype=torch.float32))  # (L, F)
-        self.register_buffer("mask", torch.as_tensor(substructures, dtype=torch.float32))  # (S, L)
-        self.molecule = nn.Sequential(nn.Linear(self.structure.shape[1], dim), nn.ReLU(), nn.Linear(dim, dim))
-        n_labels = self.structure.shape[0]
-        self.match_out = nn.Linear(n_labels, n_labels)
-        self.match_norm = nn.LayerNorm(n_labels)
-        self.substructure = nn.Linear(dim, self.mask.shape[0])
-        self.bipartite = nn.Parameter(torch.randn(self.mask.shape[0], n_labels) * 0.02)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, batch: VisitBatch, drop: frozenset[str] = frozenset()) -> tuple[torch.Tensor, dict]:
-        if "procedures" in drop:
-            batch = batch.without_procedures()
-        d, _ = self.diag_gru(self.dropout(_visit_sum(self.diag_embed, batch.diag)))  # (B, V, 2D)
-        p, _ = self.proc_gru(self.dropout(_visit_sum(self.proc_embed, batch.proc)))
-        q = self.query(torch.cat([_last(d, batch.visit_mask), _last(p, batch.visit_mask)], dim=-1))  # (B, D)
-        mols = self.molecule(self.structure)  # (L, D)
-        match = torch.sigmoid(q @ mols.T)  # (B, L) global molecule match
-        att = self.match_norm(match + self.match_out(match))  # (B, L)
-        sub = torch.sigmoid(self.substructure(q))  # (B, S) substructure presence
-        local = sub @ (self.bipartite * self.mask)  # (B, L) bipartite (masked) encoder
-        return local * att, {}
-
 
 
 def _row_normalise(adj: np.ndarray) -> torch.Tensor:

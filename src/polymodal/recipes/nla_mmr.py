@@ -16,7 +16,7 @@ Faithful to the paper:
     accuracy losses (BCE + multi-label margin) and a DDI penalty (SafeDrug's controllable loss);
   * SafeDrug's preprocessing (ATC3 labels, top 300 medications, >= 2 visits) for the main cohort.
 
-Deviations (each also in docs/recipes/nla-mmr.md):
+Deviations (each also in docs/recipes.md, section `nla-mmr`):
   1. the language model is all-MiniLM-L6-v2 (offline package) instead of the paper's biomedical PLMs;
   2. no symptom text (MIMIC-III demo NOTEEVENTS is empty; the paper extracts symptoms from notes);
   3. molecules are mean Morgan fingerprints of the ATC3 class's SMILES (SafeDrug's table, <= 3 per
@@ -29,7 +29,7 @@ Deviations (each also in docs/recipes/nla-mmr.md):
      prescriptions without an NDC are dropped and counted (SafeDrug forward-fills them);
   7. evaluation: repeated patient-level cross-validation (the demo has 100 patients), the threshold
      chosen on validation visits (papers use 0.5), patient-bootstrap CIs;
-  8. a plain PyTorch loop with early stopping on validation PR-AUC instead of a fixed epoch count;
+  8. early stopping on validation PR-AUC (the shared Lightning trainer) instead of a fixed epoch count;
   9. the DDI controller's target is the DDI rate of the training visits' true sets (SafeDrug: 0.06).
 
 Published (NLA-MMR, full MIMIC-III): average Jaccard gain of 4.72% over the baselines; SafeDrug
@@ -168,7 +168,7 @@ DEVIATIONS = (
     "prescriptions without an NDC are dropped and counted (SafeDrug forward-fills them)",
     "repeated patient-level cross-validation with the threshold chosen on validation visits (papers: one random "
     "split, threshold 0.5) and patient-bootstrap CIs",
-    "plain PyTorch training with early stopping on validation PR-AUC",
+    "early stopping on validation PR-AUC (visit-averaged) with the shared Lightning trainer, not a fixed epoch count",
     "the DDI controller's target is the DDI rate of the training visits' true sets (SafeDrug fixes 0.06)",
 )
 

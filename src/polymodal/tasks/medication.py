@@ -19,6 +19,7 @@ import torch
 
 from polymodal.data.sources.drug_vocab import DrugVocab
 from polymodal.data.sources.mimic import MimicCohort
+from polymodal.encoders.molecule_graph import MoleculeGraphs, molecule_graphs
 from polymodal.errors import DataError
 
 __all__ = ["MedicationProblem", "MedicationViews", "Sample", "VisitBatch", "collate", "make_problem",
@@ -160,6 +161,7 @@ class MedicationViews:
         texts: the descriptions.
         substructures: (S, L) 0/1 BRICS fragment membership (SafeDrug's bipartite mask).
         skips: counted problems (unparsable SMILES).
+        graphs: the molecules as graphs for SafeDrug's MPNN (None where not built, e.g. at predict time).
     """
 
     structure: np.ndarray
@@ -168,6 +170,7 @@ class MedicationViews:
     texts: list[str]
     substructures: np.ndarray
     skips: dict[str, dict[str, Any]] = field(default_factory=dict)
+    graphs: MoleculeGraphs | None = None
 
 
 def _brics(smiles: str) -> set[str]:
@@ -225,4 +228,5 @@ def medication_views(labels: Sequence[str], vocab: DrugVocab, text_embed: Any, f
         missing = [c for c, h in zip(labels, has, strict=True) if not h]
         skips["medications: no parsable SMILES (structure view missing)"] = {"count": len(missing),
                                                                             "examples": missing[:5]}
-    return MedicationViews(structure, np.array(has), text, texts, sub, skips)
+    graphs = molecule_graphs([[smi for smi in vocab.atc3_smiles.get(code, []) if smi in table] for code in labels])
+    return MedicationViews(structure, np.array(has), text, texts, sub, skips, graphs)
