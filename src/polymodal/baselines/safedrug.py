@@ -3,8 +3,8 @@
 Faithful to the paper and its released code (github.com/ycq091044/SafeDrug, ``models.py`` and
 ``util.buildMPNN``):
 
-* patient: diagnosis and procedure embeddings summed per visit, one GRU each over the visits,
-  ``query = Linear(ReLU([h_diag; h_proc]))``;
+* patient: diagnosis and procedure embeddings (init uniform(+-0.1), dropout 0.5) summed per
+  visit, one GRU (hidden = width) each over the visits, ``query = Linear(ReLU([h_diag; h_proc]))``;
 * global molecule encoder: each ATC3's molecules (SafeDrug's ATC3 -> SMILES table, up to 3) as
   graphs with hydrogens; atoms get radius-1 Weisfeiler-Lehman "fingerprint" ids (atom symbol with
   aromaticity, then the sorted (neighbour, bond type) pairs), a 2-layer MPNN
@@ -39,10 +39,6 @@ from polymodal.tasks.medication import VisitBatch
 __all__ = ["SafeDrug"]
 
 
-def _visit_sum(emb: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
-    return emb(ids).sum(dim=2)  # (B, V, D); padding id 0 embeds to zero
-
-
 def _last(h: torch.Tensor, visit_mask: torch.Tensor) -> torch.Tensor:
     last = visit_mask.long().sum(dim=1).clamp_min(1) - 1
     return h[torch.arange(h.shape[0]), last]
@@ -61,9 +57,13 @@ class SafeDrug(nn.Module):
         super().__init__()
         self.diag_embed = nn.Embedding(n_codes, dim, padding_idx=0)
         self.proc_embed = nn.Embedding(n_codes, dim, padding_idx=0)
-        self.diag_gru = nn.GRU(dim, 2 * dim, batch_first=True)
-        self.proc_gru = nn.GRU(dim, 2 * dim, batch_first=True)
-        self.query = nn.Sequential(nn.ReLU(), nn.Linear(4 * dim, dim))
+        for emb in (self.diag_embed, self.proc_embed):  # SafeDrug's init_weights; padding stays zero
+            with torch.no_grad():
+                emb.weight.uniform_(-0.1, 0.1)
+                emb.weight[0].zero_()
+        self.diag_gru = nn.GRU(dim, dim, batch_first=True)
+        self.proc_gru = nn.GRU(dim, dim, batch_first=True)
+        self.query = nn.Sequential(nn.ReLU(), nn.Linear(2 * dim, dim))
         self.mpnn = MolecularGraphNetwork(graphs, dim)
         n_labels = graphs.projection.shape[0]
         self.match_out = nn.Linear(n_labels, n_labels)
@@ -77,8 +77,9 @@ class SafeDrug(nn.Module):
     def forward(self, batch: VisitBatch, drop: frozenset[str] = frozenset()) -> tuple[torch.Tensor, dict]:
         if "procedures" in drop:
             batch = batch.without_procedures()
-        d, _ = self.diag_gru(self.dropout(_visit_sum(self.diag_embed, batch.diag)))  # (B, V, 2D)
-        p, _ = self.proc_gru(self.dropout(_visit_sum(self.proc_embed, batch.proc)))
+        # dropout on the code embeddings, then the sum per visit (SafeDrug's sum_embedding(dropout(...)))
+        d, _ = self.diag_gru(self.dropout(self.diag_embed(batch.diag)).sum(dim=2))  # (B, V, D)
+        p, _ = self.proc_gru(self.dropout(self.proc_embed(batch.proc)).sum(dim=2))
         q = self.query(torch.cat([_last(d, batch.visit_mask), _last(p, batch.visit_mask)], dim=-1))  # (B, D)
         match = torch.sigmoid(q @ self.mpnn().T)  # (B, L) global molecule match
         att = self.match_norm(match + self.match_out(match))  # (B, L)
