@@ -2,9 +2,9 @@
 
     python benchmarks/umpsnet.py [--data-dir DIR] [--out runs/bench_umpsnet] [--no-zero-shot]
 
-1. The recipe with its defaults (3 seeds, pan-cancer headline without treatments, the possibly leaky
-   with-treatment model, one model per cancer, the genomic-only SNN, the clinical Cox and
-   Kaplan-Meier), timed end to end in a fresh process.
+1. The recipe with its defaults (3 seeds for every network, pan-cancer headline without treatments,
+   the possibly leaky with-treatment model, one model per cancer, the genomic-only SNN, the clinical
+   Cox and Kaplan-Meier, all on the same folds and inner splits), timed end to end in a fresh process.
 2. Zero-shot: the same recipe trained on BLCA only (headline network only), then
    `polymodal eval RUN --cohort LUAD` scores LUAD, a cancer it never saw.
 
@@ -68,11 +68,13 @@ def main() -> None:
     payload: dict[str, Any] = {
         "benchmark": "umpsnet", "command": "python benchmarks/umpsnet.py",
         "run_command": "polymodal run umpsnet --quiet", "wall_seconds": round(wall, 1),
-        "models": {n: {"kind": m["kind"], "test": m["splits"]["test"], "valid": m["splits"]["valid"],
-                       "risk_groups": m.get("risk_groups")} for n, m in metrics["models"].items()},
+        "models": {n: {"kind": m["kind"], "seeds": m.get("seeds"), "test": m["splits"]["test"],
+                       "valid": m["splits"]["valid"], "risk_groups": m.get("risk_groups")}
+                   for n, m in metrics["models"].items()},
         "robustness": metrics["robustness"], "timing": metrics["timing"], "dataset": metrics["dataset"],
         "skips": metrics["skips"], "published": metrics["published"], "environment": environment(),
-        "load_note": "timed on a 2-core machine shared with other engineers' runs (under load)",
+        "load_note": ("timed under the shared CPU lock (flock /tmp/pm-cpu.lock: no other heavy job at the same "
+                      "time) on a 2-core machine where other engineers' light commands still run"),
     }
     if not args.no_zero_shot:
         zs_run = out / "blca_only_luad_columns"
@@ -87,6 +89,15 @@ def main() -> None:
             "luad_zero_shot": zs["models"]["umpsnet (zero-shot)"],
             "blca_in_domain": trained["models"]["umpsnet"]["splits"]["test"].get("c_index_blca"),
         }
+    # The Kaplan-Meier plots of predicted risk groups (headline and clinical Cox) go beside the results.
+    plots = []
+    for name in ("umpsnet", "cox-clinical"):
+        src = out / "blca_luad" / "plots" / f"km_{name}.png"
+        if src.exists():
+            dst = ROOT / "benchmarks" / "results" / f"umpsnet_km_{name}.png"
+            dst.write_bytes(src.read_bytes())
+            plots.append(dst.name)
+    payload["km_plots"] = plots
     write_json(ROOT / "benchmarks" / "results" / "umpsnet.json", payload)
 
     env = payload["environment"]
@@ -94,21 +105,25 @@ def main() -> None:
         "# UMPSNet recipe on TCGA BLCA + LUAD (5-fold CV, UMPSNet splits)", "",
         f"Command: `{payload['command']}` (runs `{payload['run_command']}`). Wall time of the 5-fold run, fresh "
         f"process: **{wall:.0f} s** on {env['cpu_count']} cores ({env['processor']}), torch threads 1, "
-        "under load from other engineers' jobs.", "",
-        "C-index per cohort: mean ± std over the 5 test folds (each fold: mean over seeds) [95% bootstrap CI of "
-        "the fold mean]; td-AUC: mean cumulative/dynamic AUC (sksurv) ± std over folds; p: log-rank of high vs "
-        "low predicted risk (threshold: each fold's inner-validation median).", "",
-        "| model | kind | C-index BLCA | C-index LUAD | mean of cohorts | td-AUC BLCA | td-AUC LUAD | log-rank p "
-        "BLCA / LUAD |",
-        "|---|---|---|---|---|---|---|---|",
+        f"{payload['load_note']}.", "",
+        "C-index per cohort: mean ± std over the 5 test folds (each fold's model: the ensemble of its seeds) "
+        "[95% bootstrap CI of the fold mean]; td-AUC: mean cumulative/dynamic AUC (sksurv) ± std over folds; "
+        "IBS: integrated Brier score (sksurv, lower is better; only models with survival curves); p: log-rank "
+        "of high vs low predicted risk (threshold: each fold's inner-validation median).", "",
+        "| model | kind | seeds | C-index BLCA | C-index LUAD | mean of cohorts | td-AUC BLCA | td-AUC LUAD | "
+        "IBS BLCA | IBS LUAD | log-rank p BLCA / LUAD |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in payload["models"].items():
         t = m["test"]
         rg = m.get("risk_groups") or {}
         p = " / ".join(f"{(rg.get(c) or {}).get('logrank_p') or float('nan'):.2g}" for c in ("BLCA", "LUAD"))
-        lines.append(f"| {name} | {m['kind']} | {_fmt(t.get('c_index_blca'))} | {_fmt(t.get('c_index_luad'))} | "
-                     f"{_fmt(t.get('c_index_mean'))} | {_fmt(t.get('td_auc_blca'))} | {_fmt(t.get('td_auc_luad'))} "
-                     f"| {p} |")
+        lines.append(f"| {name} | {m['kind']} | {m.get('seeds')} | {_fmt(t.get('c_index_blca'))} | "
+                     f"{_fmt(t.get('c_index_luad'))} | {_fmt(t.get('c_index_mean'))} | {_fmt(t.get('td_auc_blca'))} | "
+                     f"{_fmt(t.get('td_auc_luad'))} | {_fmt(t.get('ibs_blca'))} | {_fmt(t.get('ibs_luad'))} | {p} |")
+    if plots:
+        lines += ["", "Kaplan-Meier curves of the predicted low- and high-risk groups (test folds pooled): "
+                  + ", ".join(f"[{p}]({p})" for p in plots) + "."]
     lines += ["", "## Missing modality at test time (headline model)", "",
               "| condition | C-index BLCA | C-index LUAD | mean |", "|---|---|---|---|"]
     for cond, r in payload["robustness"].items():

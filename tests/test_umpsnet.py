@@ -94,6 +94,9 @@ def test_runner_finds_the_planted_signal_and_writes_the_run(problem, tmp_path: P
         assert s["mean"] > 0.55, (c, s)
         assert s["ci_low"] <= s["mean"] <= s["ci_high"] and len(s["per_fold"]) == 2
     assert models["kaplan-meier"]["splits"]["test"]["c_index_mean"]["mean"] == pytest.approx(0.5)
+    for name in ("umpsnet", "cox-clinical", "kaplan-meier"):  # sksurv IBS from each model's survival curves
+        ibs = models[name]["splits"]["test"]["ibs_aaa"]
+        assert 0.0 < ibs["mean"] < 0.5 and len(ibs["per_fold"]) == 2, (name, ibs)
     assert set(metrics["robustness"]) == {"none", "drop:cancer", "drop:genomics", "drop:metadata"}
     for name in ("config.json", "metrics.json", "predictions.csv", "report.md", "fold_0/split.json"):
         assert (out / name).exists(), name
@@ -130,3 +133,13 @@ def test_real_blca_luad_end_to_end(tmp_path: Path) -> None:
     for c in ("blca", "luad"):
         assert 0.55 < test[f"c_index_{c}"]["mean"] < 0.9
     assert (tmp_path / "run" / "report.md").exists()
+
+
+def test_step_survival_curves_read_at_any_time() -> None:
+    """S = 1 before the first knot, then the value of the last knot at or before t (hand-computed)."""
+    from polymodal.survival_experiment import _step_values
+
+    knots = np.array([2.0, 5.0])
+    values = np.array([[0.9, 0.4], [0.8, 0.7]])
+    got = _step_values(knots, values, np.array([1.0, 2.0, 4.9, 5.0, 9.0]))
+    np.testing.assert_allclose(got, [[1.0, 0.9, 0.9, 0.4, 0.4], [1.0, 0.8, 0.8, 0.7, 0.7]])

@@ -6,12 +6,14 @@ choice and every baseline's penalty use those only, and the fold's held-out part
 Each network is trained pan-cancer (one model on every cohort) or one model per cohort; baselines
 (Kaplan-Meier, a penalised Cox on clinical variables per cohort) are fitted on the same records.
 
-Metrics are per cohort: the C-index of each fold (mean over seeds), summarised as mean and std over
+Metrics are per cohort: the C-index of each fold's model, the ensemble of its seeds (the mean of
+the seeds' risks, each standardised on the inner validation split), summarised as mean and std over
 folds (the MCAT / UMPSNet protocol) with a 95% percentile bootstrap CI of the fold mean (patients
-resampled within each fold, stratified by event, paired over seeds and models); ``c_index_mean``
-averages the cohorts (UMPSNet's headline). A time-dependent AUC (scikit-survival) is added, as are
-Kaplan-Meier risk groups split at each fold's inner-validation median risk with a log-rank test
-(lifelines), and a missing-modality table for the headline network.
+resampled within each fold, stratified by event); ``c_index_mean`` averages the cohorts (UMPSNet's
+headline). A time-dependent AUC and an integrated Brier score (scikit-survival; the IBS wherever a
+model gives survival curves) are added, as are Kaplan-Meier risk groups split at each fold's
+inner-validation median risk with a log-rank test (lifelines), and a missing-modality table for the
+headline network.
 
 A rerun skips every finished (fold, network, seed) and the run folder gets config.json,
 metrics.json, predictions.csv, report.md and Kaplan-Meier plots.
@@ -32,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from lifelines.statistics import logrank_test
 from sklearn.model_selection import train_test_split
-from sksurv.metrics import cumulative_dynamic_auc
+from sksurv.metrics import cumulative_dynamic_auc, integrated_brier_score
 from sksurv.util import Surv
 from torch import nn
 from torch.utils.data import DataLoader
@@ -42,7 +44,7 @@ from polymodal.data.collate import Collator, FeatureDataset
 from polymodal.data.schema import Record
 from polymodal.data.splits import SkipReport
 from polymodal.io import atomic_path, write_json
-from polymodal.objectives.survival import DiscreteTimeSurvivalNLL
+from polymodal.objectives.survival import CoxPartialLikelihood, DiscreteTimeSurvivalNLL
 from polymodal.tasks.survival import _c_index, assign_time_bins, quantile_time_bins
 from polymodal.training.survival_system import SurvivalSystem, risk_from_logits
 
@@ -132,12 +134,30 @@ class GuidedSurvivalSystem(SurvivalSystem):
         self.log("val_c_index", c, prog_bar=True, sync_dist=False)
         self._val = []
 
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # fused: one kernel for every parameter; the per-tensor loop of the default AdamW took a
+        # third of a training step on CPU (the SNN has ~1M parameters in many small tensors).
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
+
 
 def _targets(records: Sequence[Record], edges: np.ndarray, groups: Mapping[str, int]) -> np.ndarray:
     t = np.array([float(r.target[0]) for r in records])
     e = np.array([float(r.target[1]) for r in records])
     g = np.array([groups.get(str(r.meta["cohort"]), 0) for r in records], dtype=float)
     return np.stack([t, e, assign_time_bins(t, edges).astype(float), g], axis=1)  # (N, 4)
+
+
+@torch.no_grad()
+def _survival(model: nn.Module, data: FeatureDataset, collator: Collator) -> np.ndarray:
+    """(N, K) discrete-time survival S_k = P(T beyond bin k) from (B, K) hazard logits; (N, 0) for a Cox head."""
+    model.eval()
+    out = []
+    for tokens, _ in DataLoader(data, batch_size=256, shuffle=False, collate_fn=collator):
+        logits = model(tokens).logits
+        if logits.ndim != 2:
+            return np.zeros((len(data), 0))
+        out.append(torch.cumprod(torch.sigmoid(-logits), dim=-1).cpu().numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
 
 
 @torch.no_grad()
@@ -165,7 +185,10 @@ def _fit_network(spec: NetworkSpec, feat: SurvivalFeaturizer, parts: Mapping[str
     data = {p: FeatureDataset([{m: f[m] for m in spec.modalities} for f in feat.transform(recs)],
                               _targets(recs, edges, groups)) for p, recs in parts.items()}
     model = spec.build(feat, spec.modalities, max(1, len(groups)))
-    system = GuidedSurvivalSystem(model, DiscreteTimeSurvivalNLL(cfg.alpha_surv), group_weight=cfg.group_weight,
+    # "cox": one log-hazard per patient, risk sets within the batch; "nll": MCAT's discrete-time NLL.
+    cox = getattr(cfg, "loss", "nll") == "cox"
+    objective = CoxPartialLikelihood() if cox else DiscreteTimeSurvivalNLL(cfg.alpha_surv)
+    system = GuidedSurvivalSystem(model, objective, group_weight=cfg.group_weight,
                                   lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     collator = Collator(spec.modalities)
     loader = DataLoader(data["train"], batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collator,
@@ -178,6 +201,7 @@ def _fit_network(spec: NetworkSpec, feat: SurvivalFeaturizer, parts: Mapping[str
               "edges": edges}
     for p in ("valid", "test"):
         result[p] = _risk(model, data[p], collator)
+    result["test:survival"] = _survival(model, data["test"], collator)
     if spec.robustness:
         for m in spec.modalities:
             result[f"test:drop:{m}"] = _risk(model, data["test"], collator, drop=m)
@@ -213,6 +237,30 @@ def _td_auc(train: np.ndarray, test: np.ndarray, risk: np.ndarray) -> float:
     return float(mean_auc)
 
 
+def _step_values(knots: np.ndarray, values: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Right-continuous step curves: (N, T) values at ``times`` of curves equal to ``values[:, j]`` from
+    ``knots[j]`` on and 1 before ``knots[0]``."""
+    j = np.searchsorted(knots, times, side="right") - 1  # (T,)
+    padded = np.concatenate([np.ones((len(values), 1)), values], axis=1)  # (N, 1 + J)
+    return padded[:, j + 1]
+
+
+def _ibs(train: np.ndarray, test: np.ndarray, curves: np.ndarray, knots: np.ndarray) -> float:
+    """Integrated Brier score (sksurv, IPCW) of step survival curves over the 10-80% quantiles of test
+    times; NaN where undefined."""
+    t = test[:, 0]
+    times = np.unique(np.quantile(t, np.linspace(0.1, 0.8, 15)))
+    times = times[(times > t.min()) & (times < t.max()) & (times < train[:, 0].max())]
+    if times.size < 2 or curves.size == 0:
+        return float("nan")
+    try:
+        return float(integrated_brier_score(Surv.from_arrays(train[:, 1] > 0, train[:, 0]),
+                                            Surv.from_arrays(test[:, 1] > 0, test[:, 0]),
+                                            _step_values(knots, curves, times), times))
+    except ValueError:
+        return float("nan")
+
+
 def _risk_groups(frame: pd.DataFrame) -> dict[str, Any]:
     """Log-rank test of high vs low risk (risk above the fold's inner-validation median)."""
     high = frame["centred_risk"] > 0
@@ -243,6 +291,12 @@ def _summary(values: Sequence[float], boots: np.ndarray) -> dict[str, Any]:
             "ci_low": float(lo), "ci_high": float(hi), "per_fold": [float(x) for x in v]}
 
 
+def _standardise(pred: pd.DataFrame) -> pd.DataFrame:
+    """``centred_risk`` = (risk - valid_median) / valid_scale (scale 1 where the risk is constant)."""
+    scale = pred["valid_scale"].where(pred["valid_scale"] > 0, 1.0).fillna(1.0)
+    return pred.assign(centred_risk=(pred["risk"] - pred["valid_median"].fillna(0.0)) / scale)
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
@@ -254,7 +308,22 @@ def _cox_clinical(feat: SurvivalFeaturizer, parts: Mapping[str, list[Record]], p
     y = {p: np.array([[float(r.target[0]), float(r.target[1])] for r in recs]) for p, recs in parts.items()}
     cox = CoxBaseline(penalizer=tuple(penalizers)).fit(tables["train"][keep], y["train"], tables["valid"][keep],
                                                        y["valid"])
-    return {p: np.log(cox.predict(tables[p][keep])) for p in ("valid", "test")}
+    out = {p: np.log(cox.predict(tables[p][keep])) for p in ("valid", "test")}
+    surv = cox.model_.predict_survival_function(cox._frame(tables["test"][keep], cox.columns_))  # (times, N)
+    out["test:survival"], out["knots"] = surv.to_numpy().T, surv.index.to_numpy(dtype=float)
+    return out
+
+
+def _kaplan_meier(parts: Mapping[str, list[Record]]) -> dict[str, np.ndarray]:
+    """No information: risk 0 for everyone, and the inner-training Kaplan-Meier curve as everyone's survival."""
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    t = np.array([float(r.target[0]) for r in parts["train"]])
+    e = np.array([bool(r.target[1]) for r in parts["train"]])
+    knots, curve = kaplan_meier_estimator(e, t)[:2]
+    out = {p: np.zeros(len(parts[p])) for p in ("valid", "test")}
+    out["test:survival"], out["knots"] = np.tile(curve, (len(parts["test"]), 1)), knots
+    return out
 
 
 def run_survival_cv(problem: SurvivalCVProblem, cfg: Any, out_dir: str | Path) -> dict[str, Any]:
@@ -284,7 +353,17 @@ def run_survival_cv(problem: SurvivalCVProblem, cfg: Any, out_dir: str | Path) -
     kinds = {s.name: s.kind for s in problem.networks}
     headline = next(s for s in problem.networks if s.kind == "recipe")
 
+    # (model, fold, seed, cohort) -> (test ids, knots, (N, J) step survival curves), for the integrated Brier score
+    curves: dict[tuple[str, int, int, str], tuple[list[str], np.ndarray, np.ndarray]] = {}
+
     def add_rows(name: str, k: int, seed: int, parts: Mapping[str, list[Record]], risks: Mapping[str, np.ndarray]):
+        if "test:survival" in risks and np.size(risks["test:survival"]):
+            # A discrete-time network's S_k holds from the end of bin k, i.e. from edges[k + 1].
+            knots = risks["knots"] if "knots" in risks else np.asarray(risks["edges"])[1:]
+            cohort = np.array([str(r.meta["cohort"]) for r in parts["test"]])
+            for c in np.unique(cohort):
+                curves[(name, k, seed, str(c))] = ([r.id for r in parts["test"] if r.meta["cohort"] == c], knots,
+                                                   risks["test:survival"][cohort == c])
         for p in ("valid", "test"):
             for r, risk in zip(parts[p], risks[p], strict=True):
                 rows.append({"id": r.id, "fold": k, "split": p, "model": name, "seed": seed,
@@ -326,31 +405,46 @@ def run_survival_cv(problem: SurvivalCVProblem, cfg: Any, out_dir: str | Path) -
                 parts = {"train": subset(inner_tr, c), "valid": subset(inner_va, c), "test": subset(test, c)}
                 if parts["test"]:
                     add_rows("cox-clinical", k, 0, parts, _cox_clinical(feat, parts, cfg.cox_penalizers))
-                    add_rows("kaplan-meier", k, 0, parts, {p: np.zeros(len(parts[p])) for p in ("valid", "test")})
+                    add_rows("kaplan-meier", k, 0, parts, _kaplan_meier(parts))
     kinds.update({"cox-clinical": "baseline", "kaplan-meier": "trivial"})
 
     pred = pd.DataFrame(rows)
-    # Centre each (model, fold, seed, cohort)'s risks on its inner-validation median: risk groups
-    # (high = above 0) then use a threshold chosen on validation, and pooled plots are comparable.
+    # Standardise each (model, fold, seed, cohort)'s risks on its inner validation (minus the median,
+    # over the std): risk groups (high = above 0) then use a threshold chosen on validation, pooled
+    # plots are comparable, and the seeds of one fold average into an ensemble on a common scale.
     keys = ["model", "fold", "seed", "cohort"]
-    med = pred[pred["split"] == "valid"].groupby(keys)["risk"].median().rename("valid_median").reset_index()
-    pred = pred.merge(med, on=keys, how="left")
-    pred["centred_risk"] = pred["risk"] - pred["valid_median"].fillna(0.0)
+    stats = (pred[pred["split"] == "valid"].groupby(keys)["risk"].agg(valid_median="median", valid_scale="std")
+             .reset_index())
+    pred = _standardise(pred.merge(stats, on=keys, how="left"))
     rng = np.random.default_rng(0)
+
+    def _fold_ibs(name: str, k: int, c: str, seeds: Sequence[int], ids: list[str], train: np.ndarray,
+                  test: np.ndarray) -> float:
+        """IBS of the fold's seed ensemble (mean survival curve); NaN without curves (a Cox-loss network)."""
+        found = [curves[(name, k, int(s), c)] for s in seeds if (name, k, int(s), c) in curves]
+        if not found:
+            return float("nan")
+        knots = found[0][1]
+        rows = [pd.Series(np.arange(len(i)), index=i).loc[ids].to_numpy() for i, _, _ in found]
+        mean = np.mean([S[r] for (_, _, S), r in zip(found, rows, strict=True)], axis=0)  # (N, J)
+        return _ibs(train, test, mean, knots)
 
     def evaluate(frame: pd.DataFrame, split: str = "test", td: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {}
         all_values, all_boots = [], []
         for c in cohorts:
             sub = frame[(frame["split"] == split) & (frame["cohort"] == c)]
-            per_fold, aucs = [], []
+            per_fold, aucs, ibs = [], [], []
             for k, g in sub.groupby("fold"):
-                wide = g.pivot_table(index="id", columns="seed", values="risk")
-                first = g.drop_duplicates("id").set_index("id").loc[wide.index]
+                # The fold's model is the ensemble of its seeds: the mean standardised risk.
+                ens = g.pivot_table(index="id", columns="seed", values="centred_risk").mean(1)
+                first = g.drop_duplicates("id").set_index("id").loc[ens.index]
                 t, e = first["time"].to_numpy(), first["event"].to_numpy()
-                per_fold.append((t, e, [wide[s].to_numpy() for s in wide.columns]))
+                per_fold.append((t, e, [ens.to_numpy()]))
                 if td:
-                    aucs.append(_td_auc(train_targets[(int(k), c)], np.stack([t, e], 1), wide.mean(1).to_numpy()))
+                    aucs.append(_td_auc(train_targets[(int(k), c)], np.stack([t, e], 1), ens.to_numpy()))
+                    ibs.append(_fold_ibs(str(g["model"].iloc[0]), int(k), c, sorted(g["seed"].unique()),
+                                         list(ens.index), train_targets[(int(k), c)], np.stack([t, e], 1)))
             if not per_fold:
                 continue
             values, boots = _boots(per_fold, cfg.n_boot if split == "test" else 1, rng)
@@ -360,6 +454,9 @@ def run_survival_cv(problem: SurvivalCVProblem, cfg: Any, out_dir: str | Path) -
             if td:
                 out[f"td_auc_{c.lower()}"] = {"mean": float(np.nanmean(aucs)), "std": float(np.nanstd(aucs, ddof=1)),
                                               "per_fold": aucs}
+                if np.isfinite(ibs).any():
+                    out[f"ibs_{c.lower()}"] = {"mean": float(np.nanmean(ibs)), "std": float(np.nanstd(ibs, ddof=1)),
+                                               "per_fold": ibs}
         if all_values:  # no CI on the validation split (it is only there to show the selection gap)
             out["c_index_mean"] = _summary(np.mean(all_values, axis=0),
                                            np.mean(all_boots, axis=0) if split == "test" else np.array([np.nan]))
@@ -381,7 +478,7 @@ def run_survival_cv(problem: SurvivalCVProblem, cfg: Any, out_dir: str | Path) -
         rob = pd.DataFrame(robust)
         base = pred[(pred["model"] == headline.name) & (pred["split"] == "test")].drop(columns=["risk"])
         for cond, g in rob.groupby("cond", sort=True):
-            merged = base.merge(g[["id", "fold", "seed", "risk"]], on=["id", "fold", "seed"])
+            merged = _standardise(base.merge(g[["id", "fold", "seed", "risk"]], on=["id", "fold", "seed"]))
             robustness[str(cond)] = evaluate(merged.assign(split="test"), td=False)
     metrics: dict[str, Any] = {
         "recipe": problem.name, "task": "survival", "primary_metric": "c_index_mean",

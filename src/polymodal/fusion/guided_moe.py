@@ -36,17 +36,22 @@ class GuidedSoftMoE(nn.Module):
     def __init__(self, in_dim: int, guide_dim: int, out_dim: int, *, n_experts: int = 10, n_groups: int = 1,
                  dropout: float = 0.1) -> None:
         super().__init__()
-        self.out_dim = out_dim
-        self.experts = nn.ModuleList(
-            nn.Sequential(nn.Linear(in_dim, out_dim), nn.ReLU(), nn.Dropout(dropout)) for _ in range(n_experts)
-        )
+        self.out_dim, self.n_experts = out_dim, n_experts
+        # All experts (Linear -> ReLU -> Dropout each) as one wide Linear: the same function as a list
+        # of separate experts, in one matrix product instead of n_experts small ones.
+        self.experts = nn.Linear(in_dim, n_experts * out_dim)
+        for k in range(n_experts):  # each expert's block keeps nn.Linear's default init for its own fan-in
+            block = nn.Linear(in_dim, out_dim)
+            self.experts.weight.data[k * out_dim : (k + 1) * out_dim] = block.weight.data
+            self.experts.bias.data[k * out_dim : (k + 1) * out_dim] = block.bias.data
+        self.expert_dropout = nn.Dropout(dropout)
         self.gate = nn.Linear(in_dim + guide_dim, n_experts)
         self.group_head = nn.Linear(n_experts, n_groups)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         gate_logits = self.gate(torch.cat([x, guide], dim=-1))  # (B, E)
         weights = torch.softmax(gate_logits, dim=-1)  # (B, E)
-        outs = torch.stack([e(x) for e in self.experts], dim=1)  # (B, E, out_dim)
+        outs = self.expert_dropout(torch.relu(self.experts(x))).view(len(x), self.n_experts, -1)  # (B, E, out_dim)
         mixed = (weights.unsqueeze(-1) * outs).sum(1)  # (B, out_dim)
         return mixed, {"gate": weights, "group_logits": self.group_head(gate_logits)}
 

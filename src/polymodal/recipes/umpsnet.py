@@ -27,6 +27,8 @@ Deviations (each also in docs/recipes/umpsnet.md):
   * the GMoE's internals are our reading of the paper (the source is not public);
   * early stopping and checkpoint choice on an inner validation split of each training fold
     (upstream trains a fixed 20 epochs and reports the test fold);
+  * learning rate 1e-3 instead of 2e-4, chosen on those inner validation splits; each fold's model is
+    the ensemble of its seeds;
   * RNA-seq z-scores are transformed with arcsinh + a scaler fitted on training patients.
 """
 
@@ -65,6 +67,7 @@ class UMPSNetConfig(BaseModel):
     heads: int = 2
     n_experts: int = 10  # official config
     n_bins: int = 4  # official config (model_num_classes)
+    loss: Literal["nll", "cox"] = "nll"  # nll: MCAT's discrete-time NLL over n_bins; cox: partial likelihood
     alpha_surv: float = 0.0  # MCAT's default weight of the extra uncensored term
     group_weight: float = 1.0  # the cross-entropy "data loss" ("nllloss+celoss")
     ot_method: Literal["entropic", "unbalanced"] = "entropic"
@@ -74,16 +77,19 @@ class UMPSNetConfig(BaseModel):
     with_treatment: bool = True  # also run the (possibly leaky) model with the treatment sentence
     per_cancer: bool = True  # also train one model per cancer
     genomic_only: bool = True  # MCAT's SNN on genes only, one per cancer
-    # Seeds of the with-treatment and per-cancer comparisons (the headline and the SNN use
-    # protocol.seeds): 1 keeps the whole 5-fold run near 15 minutes on two busy cores.
-    comparison_seeds: int = 1
+    # Seeds of the with-treatment and per-cancer comparisons; None: protocol.seeds, the same seeds and
+    # folds as the headline (equal footing; a smaller number only to save time, and it is reported).
+    comparison_seeds: int | None = None
     inner_valid_fraction: float = 0.2
     split_seed: int = 0
     n_folds: int = 5
     cox_penalizers: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
-    # Official: lr 2e-4, weight decay 1e-5, 20 epochs, effective batch 32. One thread: tiny matrices.
+    # Official: lr 2e-4, weight decay 1e-5, 20 epochs, effective batch 32. lr 1e-3 was chosen over 2e-4
+    # on the inner validation splits of the five training folds (never the test folds): mean
+    # within-cohort C-index of 2-seed ensembles 0.671 vs 0.661, and fewer epochs before early stopping.
+    # One thread: tiny matrices.
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(max_epochs=20, patience=6, batch_size=32,
-                                                                   lr=2e-4, weight_decay=1e-5, threads=1))
+                                                                   lr=1e-3, weight_decay=1e-5, threads=1))
     protocol: ProtocolConfig = Field(default_factory=lambda: ProtocolConfig(seeds=3, selections=("valid",)))
 
     # The survival runner reads these names.
@@ -108,6 +114,8 @@ DEVIATIONS = (
     "embedding, cross-entropy on the gate's cancer-type logits); the upstream model source is not public",
     "early stopping and checkpoint on an inner validation split of each training fold; upstream trains 20 epochs "
     "and reports the test fold",
+    "learning rate 1e-3 instead of 2e-4 (chosen on the inner validation splits); each fold's model is the "
+    "ensemble of its 3 seeds (mean of risks standardised on the inner validation split)",
     "token size 64 (MCAT: 256) for ~600 training patients; RNA-seq z-scores go through arcsinh and a scaler "
     "fitted on training patients",
 )
@@ -215,7 +223,7 @@ def build_umpsnet(cfg: UMPSNetConfig, feat: UMPSNetFeaturizer, modalities: Seque
                              dropout=cfg.dropout, reg=cfg.ot_reg, method=cfg.ot_method, reg_m=cfg.ot_reg_m,
                              max_iter=cfg.ot_max_iter)
     fusion = GuidedMoEFusion(base, "cancer", d, d, n_experts=cfg.n_experts, n_groups=n_groups, dropout=cfg.dropout)
-    return MultimodalModel(encoders, fusion, nn.Linear(d, cfg.n_bins))
+    return MultimodalModel(encoders, fusion, nn.Linear(d, _outputs(cfg)))
 
 
 def build_snn(cfg: UMPSNetConfig, feat: UMPSNetFeaturizer, modalities: Sequence[str], n_groups: int) -> nn.Module:
@@ -227,7 +235,12 @@ def build_snn(cfg: UMPSNetConfig, feat: UMPSNetFeaturizer, modalities: Sequence[
     everything = {"all": sorted({i for ix in feat.group_index.values() for i in ix})}
     encoder = GroupSNNEncoder(everything, cfg.dim, cfg.snn_hidden, cfg.dropout)
     return MultimodalModel({"genomics": encoder}, ConcatFusion(["genomics"], cfg.dim),
-                           nn.Linear(cfg.dim + 1, cfg.n_bins))
+                           nn.Linear(cfg.dim + 1, _outputs(cfg)))
+
+
+def _outputs(cfg: UMPSNetConfig) -> int:
+    """Hazard logits per time bin (NLL) or one log-hazard (Cox)."""
+    return 1 if cfg.loss == "cox" else cfg.n_bins
 
 
 def embed_templates(cfg: UMPSNetConfig, records: Sequence[Record], cache_dir: Path | None) -> dict[str, np.ndarray]:
