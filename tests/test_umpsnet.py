@@ -68,6 +68,19 @@ def test_forward_backward_with_and_without_each_modality(problem, missing: str |
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+def test_cox_loss_gives_one_log_hazard_per_patient(problem) -> None:  # type: ignore[no-untyped-def]
+    from polymodal.objectives.survival import CoxPartialLikelihood
+
+    prob, _, _ = problem
+    cfg = _small_cfg(loss="cox")
+    feat = prob.make_featurizer(prob.records).fit(prob.records[:60])
+    mods = ("cancer", "genomics", "metadata")
+    tokens, _ = Collator(mods)([({m: f[m] for m in mods}, np.float32(0)) for f in feat.transform(prob.records[:6])])
+    risk = umpsnet.build_umpsnet(cfg, feat, mods, n_groups=2)(tokens).logits
+    assert risk.shape == (6,)
+    CoxPartialLikelihood()(risk, torch.arange(6.0), torch.ones(6))["cox"].backward()
+
+
 def test_featurizer_scales_on_training_patients_and_encodes_clinical(problem) -> None:  # type: ignore[no-untyped-def]
     prob, _, _ = problem
     feat = prob.make_featurizer(prob.records).fit(prob.records[:50])
