@@ -147,6 +147,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--n-boot", type=int, default=1000)
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)  # shared 2-core machine (project rule)
     start = time.perf_counter()
     data = resolve_data_dir(args.data_dir)
     splits = {k: load_derm7pt(data, k) for k in ("symmetric", "asymmetric")}
