@@ -1,7 +1,6 @@
 """Benchmark: `polymodal run text-forecast --domain all` on Time-MMD, every domain and horizon.
 
-    python benchmarks/text_forecast.py [--domain all] [--seeds 3] [--max-epochs 30] [--warm] [--name NAME]
-    python benchmarks/text_forecast.py --merge NAME1 NAME2 ...   # one table from runs over domain groups
+    flock /tmp/pm-cpu.lock python benchmarks/text_forecast.py --domain all --warm [--seeds 3] [--max-epochs 15]
 
 Runs the recipe as `polymodal run` does (in this process, so the wall time excludes nothing but
 the interpreter start), then writes benchmarks/results/text_forecast.json and .md (the run's
@@ -13,6 +12,7 @@ run separately, so the reported wall time is "from a warm cache".
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -43,50 +43,17 @@ def warm_cache(cfg: TextForecastConfig, data_dir: Path | None) -> float:
     return time.perf_counter() - t0
 
 
-def merge(names: list[str], out_name: str = "text_forecast") -> None:
-    """Combine the results of runs over groups of domains into one table, summary and plot folder."""
-    import json
-
-    from polymodal.forecast_report import render, summarise
-
-    parts = [json.loads((RESULTS / f"{n}.json").read_text()) for n in names]
-    cells = [c for p in parts for c in p["cells"]]
-    adapter = {k: v for p in parts for k, v in p["adapter"].items()}
-    summary = summarise(cells)
-    runs = [{"name": n, "command": p["command"], "wall_seconds": p["wall_seconds"],
-             "domains": sorted(p["adapter"])} for n, p in zip(names, parts, strict=True)]
-    payload = {"benchmark": out_name, "runs": runs, "environment": parts[0]["environment"], "summary": summary,
-               "cells": cells, "adapter": adapter, "config": parts[0]["config"], "published": parts[0]["published"]}
-    write_json(RESULTS / f"{out_name}.json", payload)
-    plots = RESULTS / f"{out_name}_plots"
-    plots.mkdir(exist_ok=True)
-    for n in names:
-        for png in (RESULTS / f"{n}_plots").glob("*.png"):
-            shutil.copy(png, plots / png.name)
-    env = parts[0]["environment"]
-    head = [f"Merged from {len(runs)} runs on {env['cpu_count']} cores shared with other jobs "
-            f"({env['processor']}, torch {env['torch']}, one training thread; timings taken under load):", ""]
-    head += [f"- `{r['command']}`: {r['wall_seconds']:.0f} s ({', '.join(r['domains'])})" for r in runs] + [""]
-    lines = render(cells, adapter, summary, parts[0]["published"]).splitlines()
-    write_text(RESULTS / f"{out_name}.md", "\n".join(lines[:2] + head + lines[2:]) + "\n")
-    print(summary)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--domain", default="all")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--max-epochs", type=int, default=15)
     parser.add_argument("--channels", default="target")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--warm", action="store_true")
     parser.add_argument("--name", default="text_forecast")
-    parser.add_argument("--merge", nargs="+", default=None)
     parser.add_argument("--horizons", type=int, nargs="+", default=None)
     args = parser.parse_args()
-    if args.merge:
-        merge(args.merge)
-        return
     cfg = apply_overrides(TextForecastConfig, {"domain": args.domain, "channels": args.channels,
                                                "horizons": args.horizons},
                           train={"max_epochs": args.max_epochs}, protocol={"seeds": args.seeds})
@@ -106,14 +73,17 @@ def main() -> None:
                + (f" --horizons {' '.join(map(str, args.horizons))}" if args.horizons else ""))
     env = environment()
     payload = {"benchmark": args.name, "command": command, "wall_seconds": round(wall, 1),
+               "under_cpu_lock": bool(os.environ.get("PM_LOCKED")),
                "cache_warm_seconds": None if warm_seconds is None else round(warm_seconds, 1),
                "environment": env, "summary": metrics["summary"], "cells": metrics["cells"],
                "adapter": metrics["adapter"], "config": metrics["config"], "published": metrics["published"]}
     write_json(RESULTS / f"{args.name}.json", payload)
     head = [f"Command: `{command}`. Wall time {wall:.0f} s (embedding cache warm"
             + ("" if warm_seconds is None else f"; filling it took {warm_seconds:.0f} s") + f") on "
-            f"{env['cpu_count']} cores shared with other jobs ({env['processor']}, torch {env['torch']}, "
-            "one training thread); timings were taken under load.", ""]
+            f"{env['cpu_count']} cores ({env['processor']}, torch {env['torch']}, one training thread), "
+            + ("run under the shared CPU lock (no other benchmark at the same time)." if os.environ.get("PM_LOCKED")
+               else "other jobs may have run at the same time.") + f" Target: under 1200 s; "
+            f"{'met' if wall < 1200 else 'NOT met'}.", ""]
     lines = report.splitlines()
     write_text(RESULTS / f"{args.name}.md", "\n".join(lines[:2] + head + lines[2:]) + "\n")
     print(f"wall {wall:.0f} s; summary {metrics['summary']}")

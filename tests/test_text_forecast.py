@@ -111,17 +111,63 @@ def test_planted_announcement_text_is_learned_by_run_cell() -> None:
             "patch transformer + calendar", "patch transformer + shuffled text"} <= set(m)
 
 
+def test_text_recipe_is_chosen_on_validation_and_never_reads_test_texts() -> None:
+    """Report texts announce the next jump, search texts are noise: the linear-proxy selection must
+    pick the report kind with a large validation gain; rewriting every text about the test period
+    must leave the whole selection table unchanged."""
+    from polymodal.forecast_selection import candidate_choices, select_text
+    from polymodal.tasks.forecast import calendar_features
+
+    rng = np.random.default_rng(2)
+    n = 300
+    jumps = rng.choice([-1.0, 1.0], size=n) * 2.0
+    series = _monthly(n, np.cumsum(jumps + rng.normal(scale=0.3, size=n)))
+    report = np.zeros((n, 4))
+    report[:-1, 0] = jumps[1:] / 2.0
+    search = rng.normal(size=(n, 4))
+    start = np.concatenate([series.start, series.start])
+    end = np.concatenate([series.end - DAY, series.end])  # search texts end last: they are the latest
+    texts = TextData(start, end, [f"t{i}" for i in range(2 * n)], [""] * 2 * n, ["report"] * n + ["search"] * n,
+                     list(range(1, 2 * n + 1)))
+    order = np.argsort(end, kind="stable")
+    emb = np.concatenate([report, search]).astype(np.float32)
+    dt = subset_sorted(texts, emb, order)
+    cells = [setup_cell(series, h, 8, "target") for h in (1, 2)]
+    cals = [{p: calendar_features(c.origin_time[p], 12) for p in c.x} for c in cells]
+    cands = candidate_choices("M", ["report", "search"], ("fact",), (0,), 1)
+
+    def sources(d: DomainTexts, c: object, ch: TextChoice) -> dict:
+        return {p: text_source(d, c.origin_time[p], ch, np.timedelta64(31, "D"), 8) for p in c.x}
+
+    sel = select_text(cells, cals, dt, cands, sources)
+    assert sel.chosen is not None and sel.chosen.kinds == ("report",), sel.chosen
+    assert sel.val_ratio < 0.5
+    after_valid = series.start[cells[0].origins["test"][0] - 1]
+    changed = dt.texts.end >= after_valid
+    assert changed.any()
+    dt.fact[changed] = rng.normal(size=(int(changed.sum()), 4))  # texts only test windows can see
+    assert select_text(cells, cals, dt, cands, sources).table == sel.table
+
+
+def subset_sorted(texts: TextData, emb: np.ndarray, order: np.ndarray) -> DomainTexts:
+    t = TextData(texts.start[order], texts.end[order], [texts.fact[i] for i in order], [""] * len(order),
+                 [texts.kind[i] for i in order], [texts.row[i] for i in order])
+    return DomainTexts(t, emb[order], np.zeros_like(emb[order]))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (REAL / "Time-MMD").is_dir(), reason="Time-MMD not in the data directory")
 def test_real_domain_end_to_end(tmp_path: Path) -> None:
     from polymodal.recipes.text_forecast import run
 
-    cfg = apply_overrides(TextForecastConfig, {"domain": "Economy", "horizons": [6], "text_k": [1],
-                                               "text_fields": ["fact"]}, train={"max_epochs": 5},
+    cfg = apply_overrides(TextForecastConfig, {"domain": "Economy", "horizons": [6], "text_k": 1,
+                                               "text_field_options": ["fact"], "text_lag_options": [0]},
+                          train={"max_epochs": 5},
                           protocol={"seeds": 1})
     cache = os.environ.get("POLYMODAL_CACHE") or tmp_path / "cache"
     metrics = run(cfg, data_dir=REAL, out_dir=tmp_path, cache_dir=cache, log=lambda s: None)
     assert metrics["summary"]["cells"] == 1
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert "text vs no text" in saved["cells"][0]["tests"]
+    assert "text vs no text" in saved["cells"][0]["tests"] and "linear: text vs no text" in saved["cells"][0]["tests"]
+    assert saved["adapter"]["Economy"]["text_selection"]["chosen"] == saved["cells"][0]["chosen_text"]
     assert (tmp_path / "plots" / "Economy.png").is_file() and "Economy" in (tmp_path / "report.md").read_text()

@@ -9,10 +9,11 @@ For each (domain, horizon) cell:
 3. the dual-tower model trained without text (learned query), with text, with text shuffled
    across time (train and test, one permutation per seed), and with calendar features in the
    text's place; the text model is also evaluated with its text removed at test time;
-4. the text recipe (which field, how many recent texts) is chosen on validation MSE with the
-   first seed, then trained for every seed;
+4. the text recipe (kinds, field, maximum age, lag) comes from the runner, chosen per domain on
+   validation windows with a linear proxy (forecast_selection); the proxy itself, NLinear +
+   calendar + text, is reported beside it, with its own shuffled-text control;
 5. a Diebold-Mariano test per cell on the test windows' seed-mean losses: text vs no text,
-   shuffled vs no text, text vs shuffled.
+   shuffled vs no text, text vs shuffled (for the tower and for the linear proxy).
 
 Training is a plain PyTorch loop (Adam, early stopping on validation MSE, best weights kept):
 a few hundred tiny models per benchmark make Lightning's per-fit overhead the dominant cost.
@@ -32,6 +33,7 @@ from torch import nn
 from polymodal.baselines.forecast import LinearForecaster
 from polymodal.data.schema import Tokens
 from polymodal.data.sources.time_mmd import FREQUENCIES, SeriesData, TextData
+from polymodal.forecast_selection import linear_with_text
 from polymodal.tasks.forecast import (
     TrainScaler,
     calendar_features,
@@ -54,10 +56,12 @@ class TextChoice:
     k: int = 4
     max_age_periods: int | None = None  # None: the input length
     lag_days: int = 0
+    kinds: tuple[str, ...] | None = None  # None: every kind loaded ("report", "search")
 
     @property
     def name(self) -> str:
-        return f"{self.fields},k={self.k},age={self.max_age_periods},lag={self.lag_days}d"
+        kinds = "+".join(self.kinds) if self.kinds else "all"
+        return f"{kinds},{self.fields},k={self.k},age={self.max_age_periods},lag={self.lag_days}d"
 
 
 @dataclass
@@ -80,9 +84,12 @@ class Source:
 def text_source(dt: DomainTexts, origin_time: np.ndarray, choice: TextChoice, period: np.timedelta64,
                 input_len: int) -> Source:
     """The latest visible texts of each origin (see tasks.forecast.latest_visible), as token rows."""
+    if choice.kinds is not None:
+        dt = subset_texts(dt, np.isin(np.array(dt.texts.kind, dtype=object), list(choice.kinds)))
     age = choice.max_age_periods if choice.max_age_periods is not None else input_len
     lag = np.timedelta64(choice.lag_days, "D")
-    idx = latest_visible(origin_time, dt.texts.end, lag, choice.k, max_age=period * age)  # (N, k)
+    # the age counts from publication (end + lag): a lag never empties a short age window
+    idx = latest_visible(origin_time, dt.texts.end, lag, choice.k, max_age=period * age + lag)  # (N, k)
     m = len(dt.texts)
     fact_ok = np.array([bool(f) for f in dt.texts.fact] + [False])
     preds_ok = np.array([bool(p) for p in dt.texts.preds] + [False])
@@ -143,11 +150,16 @@ def _tokens(source: Source, rows: np.ndarray, table: torch.Tensor) -> Tokens:
 
 
 def train_model(model: nn.Module, data: dict[str, tuple[np.ndarray, np.ndarray, Source]], *, seed: int,
-                max_epochs: int, patience: int, batch_size: int, lr: float, threads: int = 1) -> nn.Module:
+                max_epochs: int, patience: int, batch_size: int, lr: float, threads: int = 1,
+                epoch_windows: int | None = None) -> nn.Module:
     """Adam on MSE with early stopping on validation MSE; returns the model with its best weights.
 
     Args:
         data: part -> (x (N, L), y (N, H), text source of the N windows), parts "train" and "valid".
+        epoch_windows: train each epoch on this many windows drawn afresh from the training part
+            (all of them if fewer). Daily series have ~11k heavily overlapping windows: a
+            2k-window epoch costs a fifth and lets early stopping check validation five times
+            as often.
     """
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -159,9 +171,11 @@ def train_model(model: nn.Module, data: dict[str, tuple[np.ndarray, np.ndarray, 
         table = torch.as_tensor(src.table, dtype=torch.float32)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         best, best_state, stale = np.inf, None, 0
+        n_epoch = len(x) if epoch_windows is None else min(len(x), epoch_windows)
         for _ in range(max_epochs):
             model.train()
-            for batch in np.array_split(rng.permutation(len(x)), max(1, int(np.ceil(len(x) / batch_size)))):
+            order = rng.permutation(len(x))[:n_epoch]
+            for batch in np.array_split(order, max(1, int(np.ceil(n_epoch / batch_size)))):
                 pred = model(xt[batch], _tokens(src, batch, table))
                 loss = torch.mean((pred - yt[batch]) ** 2)
                 opt.zero_grad()
@@ -224,12 +238,15 @@ def setup_cell(series: SeriesData, horizon: int, input_len: int, channels: str) 
 
 def run_cell(series: SeriesData, texts: DomainTexts | None, horizon: int, *, build: Callable[[int, int], nn.Module],
              choices: list[TextChoice], seeds: int, channels: str, train_kw: dict[str, Any],
-             n_shuffle: int | None = None, min_kind_coverage: float = 0.5,
+             n_shuffle: int | None = None, min_kind_coverage: float = 0.5, linear_text: bool = True,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every model of one cell. ``build(text_dim, horizon)`` makes a fresh dual-tower model.
 
     Text kinds (report, search) covering fewer than ``min_kind_coverage`` of the training windows
-    are left out of the cell (see kinds_covering_training).
+    are left out of the cell (see kinds_covering_training). With one choice no selection fit is
+    made (the runner chooses the recipe per domain beforehand, see forecast_selection). With
+    ``linear_text`` the NLinear + calendar ridge is also fitted with the chosen texts' principal
+    components and with the same texts shuffled across time.
     """
     spec = FREQUENCIES[series.freq]
     input_len, period = spec["input_len"], spec["period"]
@@ -281,6 +298,16 @@ def run_cell(series: SeriesData, texts: DomainTexts | None, horizon: int, *, bui
             if chosen is None or model.best_val_mse < min(s["val_mse"] for s in selection[:-1]):
                 chosen, chosen_src, first_model = choice, src, model
 
+    # -- the linear proxy with the chosen texts, and with them shuffled (see forecast_selection) -----
+    if chosen_src is not None and linear_text:
+        lin, feats = linear_with_text(cell, cal, chosen_src)
+        preds["NLinear + calendar + text"] = [lin.predict(cell.x["test"], feats["test"])]
+        for seed in range(seeds if n_shuffle is None else n_shuffle):
+            shuf = {p: shuffled(s, seed) for p, s in chosen_src.items()}
+            lin, feats = linear_with_text(cell, cal, shuf)
+            preds.setdefault("NLinear + calendar + shuffled text", []).append(lin.predict(cell.x["test"],
+                                                                                          feats["test"]))
+
     # -- neural models, every seed ------------------------------------------------------------------
     for seed in range(seeds):
         m = fit(none_src, text_dim, seed)
@@ -316,7 +343,10 @@ def run_cell(series: SeriesData, texts: DomainTexts | None, horizon: int, *, bui
              ("text vs shuffled", "patch transformer + shuffled text", "patch transformer + text"),
              ("text vs text removed", "text removed at test", "patch transformer + text"),
              ("text vs calendar", "patch transformer + calendar", "patch transformer + text"),
-             ("text vs NLinear + calendar", "NLinear + calendar", "patch transformer + text"))
+             ("text vs NLinear + calendar", "NLinear + calendar", "patch transformer + text"),
+             ("linear: text vs no text", "NLinear + calendar", "NLinear + calendar + text"),
+             ("linear: shuffled vs no text", "NLinear + calendar", "NLinear + calendar + shuffled text"),
+             ("linear: text vs shuffled", "NLinear + calendar + shuffled text", "NLinear + calendar + text"))
     for label, a, b in pairs:
         if a in loss and b in loss:
             tests[label] = diebold_mariano(loss[a], loss[b], horizon)

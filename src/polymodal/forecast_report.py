@@ -15,34 +15,38 @@ NO_TEXT, TEXT, SHUFFLED = "patch transformer (no text)", "patch transformer + te
 ALPHA = 0.05
 
 
-def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts of significant gains and the mean relative MSE change of each model vs no text."""
-    rel: dict[str, list[float]] = {}
-    sig_text = sig_shuf = sig_text_not_shuf = sig_text_vs_shuf = 0
+def _count(cells: list[dict[str, Any]], text: str, shuf: str, vs_shuf: str) -> dict[str, Any]:
+    """Cells where the text test is significant, the shuffled one too, and text-but-not-shuffled."""
+    sig_text = sig_shuf = sig_vs_shuf = 0
     gains = []
+    for c in cells:
+        t = c["tests"]
+        text_sig = t.get(text, {}).get("p_value", 1.0) < ALPHA
+        shuf_sig = t.get(shuf, {}).get("p_value", 1.0) < ALPHA
+        sig_text += text_sig
+        sig_shuf += shuf_sig
+        if text_sig and not shuf_sig:
+            gains.append(f"{c['domain']} H{c['horizon']}")
+        sig_vs_shuf += t.get(vs_shuf, {}).get("p_value", 1.0) < ALPHA
+    return {"text_significant_gain": sig_text, "shuffled_significant_gain": sig_shuf,
+            "text_significant_and_shuffled_not": len(gains), "cells_text_gain_not_shuffled": gains,
+            "text_significantly_better_than_shuffled": sig_vs_shuf,
+            "domains_with_gain": sorted({g.split(" H")[0] for g in gains})}
+
+
+def summarise(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts of significant gains (tower and linear proxy) and the mean relative MSE vs no text."""
+    rel: dict[str, list[float]] = {}
     for c in cells:
         base = c["models"].get(NO_TEXT, {}).get("mse")
         if not base:
             continue
         for name, m in c["models"].items():
             rel.setdefault(name, []).append(m["mse"] / base - 1)
-        t = c["tests"]
-        text_sig = t.get("text vs no text", {}).get("p_value", 1.0) < ALPHA
-        shuf_sig = t.get("shuffled vs no text", {}).get("p_value", 1.0) < ALPHA
-        sig_text += text_sig
-        sig_shuf += shuf_sig
-        if text_sig and not shuf_sig:
-            sig_text_not_shuf += 1
-            gains.append(f"{c['domain']} H{c['horizon']}")
-        sig_text_vs_shuf += t.get("text vs shuffled", {}).get("p_value", 1.0) < ALPHA
-    return {
-        "cells": len(cells), "alpha": ALPHA,
-        "text_significant_gain": sig_text, "shuffled_significant_gain": sig_shuf,
-        "text_significant_and_shuffled_not": sig_text_not_shuf, "cells_text_gain_not_shuffled": gains,
-        "text_significantly_better_than_shuffled": sig_text_vs_shuf,
-        "mean_relative_mse_vs_no_text": {k: float(np.mean(v)) for k, v in rel.items()},
-        "domains_with_gain": sorted({g.split(" H")[0] for g in gains}),
-    }
+    tower = _count(cells, "text vs no text", "shuffled vs no text", "text vs shuffled")
+    linear = _count(cells, "linear: text vs no text", "linear: shuffled vs no text", "linear: text vs shuffled")
+    return {"cells": len(cells), "alpha": ALPHA, **tower, "linear": linear,
+            "mean_relative_mse_vs_no_text": {k: float(np.mean(v)) for k, v in rel.items()}}
 
 
 def _plot(path: Path, cell: dict[str, Any]) -> None:
@@ -66,6 +70,29 @@ def _fmt(v: float | None) -> str:
     return "" if v is None else f"{v:.4g}"
 
 
+def _linear_sentence(lin: dict[str, Any]) -> str:
+    gains = ", ".join(lin["cells_text_gain_not_shuffled"]) or "none"
+    return (f"Linear proxy (NLinear + calendar + the validation-chosen texts' principal components) vs NLinear + "
+            f"calendar: text significant in **{lin['text_significant_gain']}** cells, shuffled text in "
+            f"{lin['shuffled_significant_gain']}, text significant and shuffled not in "
+            f"**{lin['text_significant_and_shuffled_not']}** ({gains}); text beats shuffled text significantly in "
+            f"{lin['text_significantly_better_than_shuffled']}.")
+
+
+def _selection_lines(adapter: dict[str, Any]) -> list[str]:
+    lines = ["", "## Text recipe chosen on validation (per domain, linear proxy; test windows never used)", "",
+             "| domain | kinds covering >= 50% of training windows | chosen (kinds, field, k, max age in periods, "
+             "lag) | validation MSE ratio vs no text | candidates |", "|---|---|---|---|---|"]
+    for domain, a in adapter.items():
+        sel = a.get("text_selection")
+        if not sel:
+            continue
+        cov = ", ".join(f"{k} {v:.0%}" for k, v in sel.get("kinds_covering_training", {}).items()) or "none"
+        ratio = sel.get("val_mse_ratio")
+        lines.append(f"| {domain} | {cov} | {sel.get('chosen')} | {_fmt(ratio)} | {len(sel.get('candidates', []))} |")
+    return lines
+
+
 def render(cells: list[dict[str, Any]], adapter: dict[str, Any], summary: dict[str, Any],
            published: list[dict[str, Any]]) -> str:
     s = summary
@@ -76,6 +103,7 @@ def render(cells: list[dict[str, Any]], adapter: dict[str, Any], summary: dict[s
              f"shuffled text does in {s['shuffled_significant_gain']}; text is significant and shuffled text is not "
              f"in **{s['text_significant_and_shuffled_not']}** cells ({gains}); "
              f"text beats shuffled text significantly in {s['text_significantly_better_than_shuffled']}.", "",
+             _linear_sentence(s["linear"]), "",
              "Mean relative test MSE (OT, normalised) vs the patch transformer without text:", "",
              "| model | mean relative MSE |", "|---|---|"]
     lines += [f"| {k} | {v:+.1%} |" for k, v in s["mean_relative_mse_vs_no_text"].items()]
@@ -83,6 +111,18 @@ def render(cells: list[dict[str, Any]], adapter: dict[str, Any], summary: dict[s
               "|---|---|---|---|---|"]
     lines += [f"| {p['model']} | {p['metric']} | {p['value']:.3f} | {p['source']} | {p['dataset_version']} |"
               for p in published]
+    lines += _selection_lines(adapter)
+    lines += ["", "## Every cell: test MSE (OT, normalised), seed-mean p-values", "",
+              "| domain | H | last | seasonal | NLinear | DLinear | NLinear+cal | NLinear+cal+text | no text | "
+              "+calendar | +text | text removed | +shuffled | p text vs no text | p shuffled vs no text | "
+              "p linear text vs NLinear+cal |", "|" + "---|" * 16]
+    cols = ("last value", "seasonal naive", "NLinear", "DLinear", "NLinear + calendar", "NLinear + calendar + text",
+            NO_TEXT, "patch transformer + calendar", TEXT, "text removed at test", SHUFFLED)
+    for c in cells:
+        row = [_fmt(c["models"][k]["mse"]) if k in c["models"] else "" for k in cols]
+        ps = [_fmt(c["tests"].get(t, {}).get("p_value")) for t in ("text vs no text", "shuffled vs no text",
+                                                                    "linear: text vs no text")]
+        lines.append(f"| {c['domain']} | {c['horizon']} | " + " | ".join(row + ps) + " |")
     for c in cells:
         lines += ["", f"## {c['domain']}, horizon {c['horizon']} (input {c['input_len']}, windows "
                   f"{c['windows']['train']}/{c['windows']['valid']}/{c['windows']['test']}, text: {c['chosen_text']})",
