@@ -176,8 +176,9 @@ DATA = Path(os.environ.get("POLYMODAL_DATA", "/work/shared/data"))
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "mimic_iii_demo_1.4").is_dir(), reason="MIMIC-III demo not present")
 def test_demo_end_to_end_small(tmp_path: Path) -> None:
-    """The real demo through the whole runner with MiniLM (1 repeat, 1 seed, 3 folds: a few minutes at most)."""
-    cfg = apply_overrides(NlaMmrConfig, {"folds": 3, "repeats": 1, "train": {"max_epochs": 30},
+    """The real demo through the whole runner with MiniLM (1 repeat, 1 seed, 3 folds, at most 15 epochs:
+    about a minute), then `polymodal eval` on its run folder."""
+    cfg = apply_overrides(NlaMmrConfig, {"folds": 3, "repeats": 1, "train": {"max_epochs": 15},
                                          "protocol": {"seeds": 1, "n_boot": 100}})
     metrics = run_medication(cfg, data_dir=DATA, out_dir=tmp_path / "run", log=lambda _: None)
     sd = metrics["cohorts"]["safedrug"]
@@ -185,6 +186,9 @@ def test_demo_end_to_end_small(tmp_path: Path) -> None:
     assert metrics["cohorts"]["all-admissions"]["dataset"]["sizes"]["visits"] == 122
     ours = metrics["models"]["nla-mmr [all-admissions]"]["splits"]["test"]["pr_auc"]["mean"]
     assert ours > metrics["models"]["most-frequent [all-admissions]"]["splits"]["test"]["pr_auc"]["mean"] - 0.05
+    from polymodal.recipes.nla_mmr_predict import reevaluate_run
+
+    assert reevaluate_run(tmp_path / "run")["models"] == metrics["models"]
 
 
 def test_molecule_graphs_follow_safedrug_featurisation() -> None:

@@ -238,12 +238,13 @@ def evaluate_cohort(problem: MedicationProblem, views: MedicationViews, code_tex
                     for cond in conditions:
                         put(name, f"drop:{next(iter(cond))}", repeat, seed, fold, te,
                             _predict(model, problem, te, cond), thr)
-                    if save_dir is not None:
+                    if save_dir is not None and (cfg.save_models == "all" or
+                                                 (cfg.save_models == "first-seed" and seed == 0)):
                         file = f"models/{name}_r{repeat}_f{fold}_s{seed}.pt"
                         save_weights(model, save_dir / file)
                         saved.append({"file": file, "repeat": repeat, "fold": fold, "seed": seed, "threshold": thr})
             log(f"[{problem.name}] repeat {repeat + 1}/{cfg.repeats} fold {fold + 1}/{cfg.folds} done")
-    if save_dir is not None:
+    if save_dir is not None and saved:
         write_json(save_dir / "models.json", {"model": RECIPE, "models": saved})
     frame = preds.frame()
     models, robustness = summarise_predictions(frame, problem.labels, problem.ddi, kinds, n_boot=cfg.protocol.n_boot)

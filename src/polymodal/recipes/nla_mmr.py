@@ -82,6 +82,10 @@ class NlaMmrConfig(BaseModel):
     top_diagnoses: int = 2000
     drug_fallbacks: bool = True  # map NDCs missing from the NDC table by GSN, then drug name
     cohorts: tuple[Literal["safedrug", "all-admissions"], ...] = ("safedrug", "all-admissions")
+    # which trained NLA-MMR models the run folder keeps for `polymodal predict` (about 3 MB each, mostly the
+    # 1024-bit structure projection): "first-seed" = one per fold and repeat (5 per cohort by default), "all" =
+    # every seed too (15 per cohort, about 100 MB for the demo run), "none" = predict is unavailable
+    save_models: Literal["first-seed", "all", "none"] = "first-seed"
     folds: int = Field(5, ge=3)  # patient-level folds per repeat (test fold, next fold = validation)
     # repeated CV with reshuffled patients; 1 by default so that `polymodal run nla-mmr` (3 seeds x
     # 5 folds x 2 cohorts x 3 neural models) stays under 10 minutes on 2 busy cores; --repeats 2 doubles it

@@ -23,9 +23,11 @@ is counted. Admissions without any diagnosis code are counted and not scored.
 
 Output: one row per (admission, medication of the model's label set): ``id`` (hadm_id),
 ``subject_id``, ``medication`` (ATC3), ``model`` (which cohort's models), ``score`` (the mean
-probability over every saved model of the run: all folds, seeds and repeats) and ``decision``
-(1 when at least half of those models put the medication in the set at their own
-validation-chosen threshold).
+probability over the run's saved models: by default the first seed's model of every fold and
+repeat, each trained on different patients; ``--save-models all`` keeps every seed) and
+``decision`` (1 when at least half of those models put the medication in the set at their own
+validation-chosen threshold). Rows of an admission are sorted by score, admissions keep the
+input's order.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import pandas as pd
 import torch
 
 from polymodal.data.sources.mimic import fallback_text
-from polymodal.errors import DataError, MissingDataError
+from polymodal.errors import ConfigError, DataError, MissingDataError
 from polymodal.io import read_run_json
 
 __all__ = ["INPUT_COLUMNS", "predict_visits", "reevaluate_run"]
@@ -144,6 +146,9 @@ def predict_visits(run_dir: str | Path, input_path: str | Path, cache_dir: str |
     run_dir, input_path = Path(run_dir), Path(input_path)
     config = read_run_json(run_dir / "config.json")
     cfg = NlaMmrConfig.model_validate({k: v for k, v in config.items() if k != "recipe"})
+    if cfg.save_models == "none":
+        raise ConfigError(f"the run in {run_dir} kept no models (save_models 'none'); rerun it without "
+                          "--save-models none to score new admissions")
     cohorts = {name: _Cohort(run_dir / name) for name in cfg.cohorts}
     titles_path = run_dir / "code_titles.json"
     titles: dict[str, str] = read_run_json(titles_path)
