@@ -49,6 +49,39 @@ def _fmt(s: dict[str, Any] | None) -> str:
     return f"{s['mean']:.3f}{std}{ci}"
 
 
+def plot_km_by_cohort(run: Path, metrics: dict[str, Any], models: list[str], dst: Path) -> None:
+    """Kaplan-Meier curves of predicted low- vs high-risk test patients, one panel per (model, cohort).
+
+    High risk = the seed ensemble's standardised risk above 0, i.e. above each fold's
+    inner-validation median (the threshold never sees the test fold); p is the run's log-rank p.
+    """
+    import pandas as pd
+    from lifelines import KaplanMeierFitter
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    pred = pd.read_csv(run / "predictions.csv")
+    pred = pred[pred["split"] == "test"]
+    cohorts = sorted(pred["cohort"].unique())
+    fig = Figure(figsize=(5 * len(cohorts), 4 * len(models)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(models), len(cohorts), squeeze=False)
+    for i, model in enumerate(models):
+        for j, cohort in enumerate(cohorts):
+            ax = axes[i][j]
+            g = (pred[(pred["model"] == model) & (pred["cohort"] == cohort)].groupby(["id", "fold"])
+                 .agg(time=("time", "first"), event=("event", "first"), risk=("centred_risk", "mean")))
+            for label, mask in (("low risk", g["risk"] <= 0), ("high risk", g["risk"] > 0)):
+                if mask.any():
+                    km = KaplanMeierFitter(label=f"{label} (n={int(mask.sum())})")
+                    km.fit(g.loc[mask, "time"], event_observed=g.loc[mask, "event"]).plot_survival_function(ax=ax)
+            p = (metrics["models"][model]["risk_groups"].get(cohort) or {}).get("logrank_p")
+            ax.set(title=f"{model}, {cohort}: log-rank p = {p:.2g}" if p is not None else f"{model}, {cohort}",
+                   xlabel="months", ylabel="survival probability", ylim=(0, 1.02))
+    fig.tight_layout()
+    fig.savefig(dst, dpi=80)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", default=None)
@@ -89,14 +122,11 @@ def main() -> None:
             "luad_zero_shot": zs["models"]["umpsnet (zero-shot)"],
             "blca_in_domain": trained["models"]["umpsnet"]["splits"]["test"].get("c_index_blca"),
         }
-    # The Kaplan-Meier plots of predicted risk groups (headline and clinical Cox) go beside the results.
-    plots = []
-    for name in ("umpsnet", "cox-clinical"):
-        src = out / "blca_luad" / "plots" / f"km_{name}.png"
-        if src.exists():
-            dst = ROOT / "benchmarks" / "results" / f"umpsnet_km_{name}.png"
-            dst.write_bytes(src.read_bytes())
-            plots.append(dst.name)
+    # Kaplan-Meier plots of the predicted risk groups per cohort (headline and clinical Cox) go beside
+    # the results; the run folder's plots/ has every model's, pooled over cohorts.
+    km = ROOT / "benchmarks" / "results" / "umpsnet_km.png"
+    plot_km_by_cohort(out / "blca_luad", metrics, ["umpsnet", "cox-clinical"], km)
+    plots = [km.name]
     payload["km_plots"] = plots
     write_json(ROOT / "benchmarks" / "results" / "umpsnet.json", payload)
 
@@ -122,7 +152,7 @@ def main() -> None:
                      f"{_fmt(t.get('c_index_luad'))} | {_fmt(t.get('c_index_mean'))} | {_fmt(t.get('td_auc_blca'))} | "
                      f"{_fmt(t.get('td_auc_luad'))} | {_fmt(t.get('ibs_blca'))} | {_fmt(t.get('ibs_luad'))} | {p} |")
     if plots:
-        lines += ["", "Kaplan-Meier curves of the predicted low- and high-risk groups (test folds pooled): "
+        lines += ["", "Kaplan-Meier curves of the predicted low- and high-risk groups per cohort (test folds pooled): "
                   + ", ".join(f"[{p}]({p})" for p in plots) + "."]
     lines += ["", "## Missing modality at test time (headline model)", "",
               "| condition | C-index BLCA | C-index LUAD | mean |", "|---|---|---|---|"]
