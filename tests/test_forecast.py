@@ -99,6 +99,18 @@ def test_diebold_mariano() -> None:
     assert 0.01 < noise < 0.99
 
 
+def test_diebold_mariano_long_horizon_keeps_autocorrelation() -> None:
+    """A loss difference that oscillates over 60 windows with a small mean: the rectangular
+    variance over 47 lags is negative, so Bartlett weights are used; the lag-0 variance alone
+    (sd 0.7 / sqrt(600)) would call the mean of 0.05 significant at about p = 0.05."""
+    t = np.arange(600)
+    d = np.sin(2 * np.pi * t / 60) + 0.1 * np.random.default_rng(0).normal(size=600) + 0.05
+    out = diebold_mariano(d, np.zeros(600), 48)
+    assert out["rectangular"] == 0.0
+    lag0_stat = d.mean() / np.sqrt(d.var() / len(d))
+    assert out["stat"] < 0.6 * lag0_stat and out["p_value"] > 0.15
+
+
 def test_linear_baselines_recover_a_planted_ar_signal() -> None:
     rng = np.random.default_rng(0)
     n, L, H = 600, 8, 2

@@ -164,7 +164,8 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> dic
     One-sided alternative: ``b`` is more accurate (``E[d] > 0``).
 
     Returns:
-        ``{"stat", "p_value", "mean_diff"}``; p is 1.0 when the differences are all equal.
+        ``{"stat", "p_value", "mean_diff", "rectangular"}``; rectangular is 0.0 where the
+        rectangular variance was not positive and Bartlett weights were used instead.
     """
     d = np.asarray(loss_a, float) - np.asarray(loss_b, float)
     n = len(d)
@@ -173,14 +174,20 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> dic
     lags = min(horizon - 1, n - 1)
     gamma = [float(centred @ centred) / n] + [float(centred[k:] @ centred[:-k]) / n for k in range(1, lags + 1)]
     var = (gamma[0] + 2 * sum(gamma[1:])) / n
-    if var <= 0:  # the rectangular kernel can go negative; fall back to the lag-0 variance
-        var = gamma[0] / n
+    kernel = 1.0  # 1: DM's rectangular kernel; 0: Newey-West (Bartlett) weights
+    if var <= 0:
+        # The rectangular kernel can go negative (long horizons: hundreds of lags). The lag-0
+        # variance would ignore the overlap of the windows and give absurdly small p-values, so
+        # fall back to Bartlett weights, which are never negative and keep the autocorrelation.
+        kernel = 0.0
+        var = (gamma[0] + 2 * sum((1 - j / (lags + 1)) * g for j, g in enumerate(gamma[1:], 1))) / n
     if var <= 0:  # constant differences: decided by their sign alone
-        return {"stat": 0.0, "p_value": 0.0 if mean > 0 else 1.0, "mean_diff": mean}
+        return {"stat": 0.0, "p_value": 0.0 if mean > 0 else 1.0, "mean_diff": mean, "rectangular": kernel}
     h = lags + 1
     correction = np.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n) if n + 1 - 2 * h > 0 else 1.0
     stat = correction * mean / np.sqrt(var)
-    return {"stat": float(stat), "p_value": float(stats.t.sf(stat, df=n - 1)), "mean_diff": mean}
+    return {"stat": float(stat), "p_value": float(stats.t.sf(stat, df=n - 1)), "mean_diff": mean,
+            "rectangular": kernel}
 
 
 def calendar_features(dates: Sequence[np.datetime64] | np.ndarray, period: int) -> np.ndarray:
