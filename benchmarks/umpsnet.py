@@ -88,13 +88,20 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_umpsnet"))
     parser.add_argument("--no-zero-shot", action="store_true")
     parser.add_argument("--skip-run", action="store_true",
-                        help="report a finished run folder; wall time = metrics.json mtime - config.json mtime")
+                        help="report a finished run folder; wall time: the committed result's if it timed the "
+                             "same run, else metrics.json mtime - config.json mtime")
     args = parser.parse_args()
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     out = Path(args.out)
     if args.skip_run:
         run = out / "blca_luad"
         wall = (run / "metrics.json").stat().st_mtime - (run / "config.json").stat().st_mtime
+        previous = ROOT / "benchmarks" / "results" / "umpsnet.json"
+        if previous.exists():  # the same run folder timed earlier in a fresh process: keep that time
+            old = json.loads(previous.read_text())
+            same = old.get("timing", {}).get("total_seconds") == json.loads((run / "metrics.json").read_text())[
+                "timing"]["total_seconds"]
+            wall = float(old["wall_seconds"]) if same else wall
     else:
         wall = _cli(["run", "umpsnet", *data, "--out", str(out / "blca_luad"), "--quiet", "--json"])
     metrics = json.loads((out / "blca_luad" / "metrics.json").read_text())
