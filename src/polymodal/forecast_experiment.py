@@ -46,6 +46,7 @@ from polymodal.tasks.forecast import (
     seasonal_naive,
     window_mse,
 )
+from polymodal.training.best_weights import BestWeights
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,9 @@ def train_model(model: nn.Module, data: dict[str, tuple[np.ndarray, np.ndarray, 
         xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
         table = torch.as_tensor(src.table, dtype=torch.float32)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        best, best_state, stale = np.inf, None, 0
+        tracker = BestWeights(model, patience, mode="min", min_delta=1e-7)
         n_epoch = len(x) if epoch_windows is None else min(len(x), epoch_windows)
-        for _ in range(max_epochs):
+        for epoch in range(max_epochs):
             model.train()
             order = rng.permutation(len(x))[:n_epoch]
             for batch in np.array_split(order, max(1, int(np.ceil(n_epoch / batch_size)))):
@@ -182,16 +183,10 @@ def train_model(model: nn.Module, data: dict[str, tuple[np.ndarray, np.ndarray, 
                 loss.backward()
                 opt.step()
             val = float(np.mean((predict(model, *data["valid"][::2]) - data["valid"][1]) ** 2))
-            if val < best - 1e-7:
-                best, stale = val, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= patience:
-                    break
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.best_val_mse = best  # type: ignore[assignment]
+            if tracker.update(val, epoch):
+                break
+        tracker.restore()
+        model.best_val_mse = tracker.best  # type: ignore[assignment]
         return model
     finally:
         torch.set_num_threads(saved_threads)

@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from polymodal.encoders.image import ImageBackbone
+from polymodal.training.best_weights import BestWeights
 
 
 def _efficientnet(backbone: ImageBackbone) -> nn.Module:
@@ -119,7 +120,7 @@ def fit_tail(backbone: ImageBackbone, shape: tuple, train_x: np.ndarray, train_y
     x, y = torch.as_tensor(train_x, dtype=torch.float32), torch.as_tensor(train_y, dtype=torch.float32)
     pos = float(y.sum())
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(y) - pos) / max(pos, 1.0)))
-    best, best_epoch, best_state, history = -np.inf, 0, copy.deepcopy(model.state_dict()), []
+    tracker = BestWeights(model, options.patience)
     for epoch in range(options.max_epochs):
         model.train()
         order = rng.permutation(len(y))
@@ -129,16 +130,11 @@ def fit_tail(backbone: ImageBackbone, shape: tuple, train_x: np.ndarray, train_y
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-        score = float(roc_auc_score(valid_y, predict_tail(model, valid_x)))
-        history.append(score)
-        if score > best:
-            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= options.patience:
+        if tracker.update(float(roc_auc_score(valid_y, predict_tail(model, valid_x))), epoch):
             break
-    model.load_state_dict(best_state)
-    model.eval()
-    return model, {"best_epoch": best_epoch, "best_valid_roc_auc": float(best), "epochs": len(history),
-                   "valid_history": history}
+    tracker.restore().eval()
+    return model, {"best_epoch": tracker.best_epoch, "best_valid_roc_auc": float(tracker.best),
+                   "epochs": len(tracker.history), "valid_history": tracker.history}
 
 
 @torch.no_grad()

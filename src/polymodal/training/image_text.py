@@ -6,7 +6,6 @@ early stopping on a validation score; nothing here sees test data.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from polymodal.encoders.image_text import ImageTextProjector
 from polymodal.objectives.image_text import clip_loss, masked_bce, prompt_pair_logits
+from polymodal.training.best_weights import BestWeights
 
 
 @dataclass
@@ -121,7 +121,7 @@ def fit_image_text(train: ImageTextSet, valid: ImageTextSet, prompts: PromptBank
     caption_ids = torch.as_tensor(train.caption_ids, dtype=torch.long)
     captions, pos, neg, diag = (_t(prompts.captions), _t(prompts.positive), _t(prompts.negative),
                                 _t(prompts.diagnosis))
-    best, best_state, best_epoch, history = -np.inf, copy.deepcopy(model.state_dict()), 0, []
+    tracker = BestWeights(model, options.patience)
     for epoch in range(options.max_epochs):
         model.train()
         order = rng.permutation(len(image))
@@ -141,13 +141,8 @@ def fit_image_text(train: ImageTextSet, valid: ImageTextSet, prompts: PromptBank
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-        score = _selection_score(model, valid, prompts, options.select)
-        history.append(score)
-        if score > best:
-            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= options.patience:
+        if tracker.update(_selection_score(model, valid, prompts, options.select), epoch):
             break
-    model.load_state_dict(best_state)
-    model.eval()
-    return model, {"best_epoch": best_epoch, "best_valid": float(best), "epochs": len(history),
+    tracker.restore().eval()
+    return model, {"best_epoch": tracker.best_epoch, "best_valid": float(tracker.best), "epochs": len(tracker.history),
                    "select": options.select}
