@@ -14,12 +14,7 @@ from polymodal.training.cnn_finetune import FinetuneOptions, TailClassifier, fit
 efficientnet_lite = pytest.importorskip("efficientnet_lite_pytorch")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _backbone() -> ImageBackbone:

@@ -26,14 +26,7 @@ from polymodal.explain import (
     pointing_game,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    # Tiny models on a shared 2-core machine: one thread is many times faster than two.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_mask_mass_share_and_pointing_game_by_hand() -> None:

@@ -32,13 +32,7 @@ from tests.derm_synthetic import write_derm7pt, write_ph2
 DATA = Path(os.environ.get("POLYMODAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    # Tiny models on a shared 2-core machine: one thread is many times faster than two.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_clip_loss_equals_info_nce_for_distinct_captions() -> None:
