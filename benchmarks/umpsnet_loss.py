@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from polymodal.evaluation import format_cell  # noqa: E402
 from polymodal.experiment import environment  # noqa: E402
 from polymodal.io import write_json, write_text  # noqa: E402
 
@@ -29,8 +30,8 @@ METRICS = ("c_index_blca", "c_index_luad", "c_index_mean")
 
 
 def _fmt(cell: dict) -> str:
-    ci = f" [{cell['ci_low']:.3f}, {cell['ci_high']:.3f}]" if cell.get("ci_low") is not None else ""
-    return f"{cell['mean']:.3f} ± {cell['std']:.3f}{ci}"
+    # Inner-validation cells carry ci_low/ci_high = None (no CI there): drop them, not "[n/a, n/a]".
+    return format_cell({k: v for k, v in cell.items() if v is not None}, ci_digits=3)
 
 
 def main() -> None:
