@@ -21,10 +21,10 @@ import torch
 from typer.testing import CliRunner
 
 from polymodal.cli import app
+from polymodal.config import ProtocolConfig, TrainConfig
 from polymodal.data.sources.top import COLUMNS, read_top_csv
 from polymodal.encoders.text import HashingTextEncoder
 from polymodal.errors import DataError, MissingDataError
-from polymodal.config import ProtocolConfig, TrainConfig
 from polymodal.io import write_json
 from polymodal.recipes import mexa_ctp
 from polymodal.runs import predict_file, run_recipe, write_example_input

@@ -19,8 +19,8 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from polymodal.errors import DataError, MissingDataError
 
