@@ -44,7 +44,7 @@ def _planted(n_users: int = 60, n_items: int = 80, n_groups: int = 4, per_user: 
     for u in range(n_users):
         g = u % n_groups
         own, other = np.flatnonzero(group == g), np.flatnonzero(group != g)
-        n_own = int(round(0.85 * per_user))
+        n_own = round(0.85 * per_user)
         chosen = np.concatenate([rng.choice(own, n_own, replace=False), rng.choice(other, per_user - n_own, False)])
         rows += [(u, int(i)) for i in chosen]
     features = {"genres": np.eye(n_groups, dtype=np.float32)[group],

@@ -23,7 +23,8 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
     inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1.0)), 0.0)
     vals = inv_sqrt[rows] * inv_sqrt[cols]
     index = torch.as_tensor(np.stack([rows, cols]), dtype=torch.long)
-    return torch.sparse_coo_tensor(index, torch.as_tensor(vals, dtype=torch.float32), (n, n), check_invariants=False).coalesce()
+    values = torch.as_tensor(vals, dtype=torch.float32)
+    return torch.sparse_coo_tensor(index, values, (n, n), check_invariants=False).coalesce()
 
 
 def propagate(adj: torch.Tensor, x0: torch.Tensor, n_layers: int) -> torch.Tensor:
