@@ -84,3 +84,24 @@ def test_prepare_reads_ml100k_layout(tmp_path: Path) -> None:
     assert data.source == "ml100k" and split.n_users == 5 and split.n_items == 2
     assert set(ranking.features) == {"title", "tags", "genres", "year"}
     assert not ranking.features["tags"].any()  # ml-100k has no tags: the modality is all zeros
+
+
+def test_item_features_shapes_missing_text_and_extra(tmp_path: Path) -> None:
+    from polymodal.data.sources.movielens import load_movielens
+    from polymodal.encoders.cache import EmbeddingCache
+    from polymodal.encoders.text import HashingTextEncoder
+    from polymodal.recipes.metammf_features import item_features, reduce_text, year_features
+
+    data = load_movielens(write_movielens(tmp_path / "ml"))
+    ids = data.items["item_id"].to_numpy()
+    np.savez(tmp_path / "visual.npz", item_id=np.array([2, 3]), features=np.ones((2, 5), dtype=np.float32))
+    feats = item_features(data, ids, ("title", "tags", "genres", "year", "visual"), HashingTextEncoder(32),
+                          EmbeddingCache(tmp_path / "cache"), {"visual": tmp_path / "visual.npz"}, text_dim=0)
+    assert feats["title"].shape == (45, 32) and feats["genres"].shape == (45, 3) and feats["year"].shape == (45, 2)
+    assert np.abs(feats["tags"][:3]).sum(axis=1).all() and not feats["tags"][3:].any()  # 3 tagged movies
+    assert feats["visual"][:, 0].tolist()[:4] == [0, 1, 1, 0]
+    # PCA keeps items without text at zero; year standardised with a missing flag.
+    reduced = reduce_text(np.vstack([np.zeros((2, 6)), np.random.default_rng(0).normal(size=(8, 6))]), 3)
+    assert reduced.shape == (10, 3) and not reduced[:2].any()
+    years = year_features(np.array([1990.0, np.nan, 2000.0]))
+    assert years[:, 1].tolist() == [0, 1, 0] and years[:, 0].tolist() == [-1, 0, 1]
