@@ -10,7 +10,7 @@ import pytest
 
 from polymodal.config import TrainConfig
 from polymodal.errors import DataError
-from polymodal.recipes.metammf import RECIPE, MetaMMFConfig, prepare
+from polymodal.recipes.metammf import RECIPE, MetaMMFConfig, RankingProtocol, prepare
 from polymodal.runs.api import evaluate_run, load_run, predict_file
 from polymodal.runs.runner import run_recipe
 
@@ -38,9 +38,9 @@ def write_movielens(root: Path, n_users: int = 24, n_items: int = 45, seed: int 
 
 
 def tiny_config(**kw: object) -> MetaMMFConfig:
-    base = {"text_model": "hashing", "seeds": 1, "max_epochs": 2, "eval_every": 1, "n_boot": 20, "dim": 8,
-            "proj_dim": 4, "d_meta": 4, "cp_rank": 2, "batch_size": 64, "cold_max_train": 2,
-            "train": TrainConfig(workers=1, progress=False)}
+    base = {"text_model": "hashing", "eval_every": 1, "dim": 8, "proj_dim": 4, "d_meta": 4, "cp_rank": 2,
+            "cold_max_train": 2, "protocol": RankingProtocol(seeds=1, n_boot=20),
+            "train": TrainConfig(workers=1, progress=False, max_epochs=2, batch_size=64, lr=0.01, threads=1)}
     return MetaMMFConfig(**{**base, **kw})
 
 

@@ -63,6 +63,15 @@ from polymodal.tasks.ranking import RankingTask
 HEADLINE = "metammf"
 
 
+class RankingProtocol(BaseModel):
+    """Seeds and bootstrap of the ranking protocol."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seeds: int = Field(3, ge=1, description="training seeds per model")
+    n_boot: int = Field(1000, ge=10, description="bootstrap resamples of users for CIs and paired differences")
+
+
 class MetaMMFConfig(BaseModel):
     """MetaMMF on MovieLens; unknown keys are rejected."""
 
@@ -82,7 +91,6 @@ class MetaMMFConfig(BaseModel):
     text_dim: int = Field(64, ge=0, description="PCA width of each text modality, fitted on item texts only "
                                                 "(0 keeps the encoder's 384)")
     models: tuple[str, ...] = Field(tuple(MODELS), description=f"models to run ({', '.join(MODELS)})")
-    seeds: int = Field(3, ge=1, description="training seeds per model")
     split_seed: int = Field(0, description="seed of the per-user random 80/10/10 split (saved as split.csv)")
     valid_frac: float = Field(0.1, gt=0, lt=0.5, description="share of each user's interactions for validation")
     test_frac: float = Field(0.1, gt=0, lt=0.5, description="share of each user's interactions for test")
@@ -98,23 +106,24 @@ class MetaMMFConfig(BaseModel):
     cp_rank: int = Field(16, ge=1, description="CP rank of each generated fusion layer")
     fusion_layers: int = Field(2, ge=1, description="layers of the item-specific (and static) fusion network")
     mmgcn_layers: int = Field(1, ge=0, description="propagation layers of each MMGCN-style branch")
-    max_epochs: int = Field(40, ge=1, description="most BPR epochs")
-    batch_size: int = Field(8192, ge=1, description="BPR triples per step")
-    lr: float = Field(1e-2, gt=0, description="Adam learning rate")
     reg: float = Field(1e-4, ge=0, description="L2 weight on the batch's user/item embeddings")
-    patience: int = Field(3, ge=1, description="validation checks without a better Recall@10 before stopping")
     eval_every: int = Field(2, ge=1, description="epochs between validation checks")
     unknown_users: Literal["error", "popularity"] = Field(
         "error", description="predict: an unknown user id is an error naming the row, or gets the popularity list")
-    n_boot: int = Field(1000, ge=10, description="bootstrap resamples of users for CIs and paired differences")
-    threads: int = Field(1, ge=1, description="torch threads per job (tiny models: 1 is fastest)")
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(threads=1, workers=2),
-                               description="runner options (workers: jobs trained at once)")
+    protocol: RankingProtocol = Field(default_factory=lambda: RankingProtocol(),
+                                      description="seeds and bootstrap (--seeds sets protocol.seeds)")
+    # BPR settings live in the shared TrainConfig so that --max-epochs and --workers mean what they mean
+    # for every recipe; one torch thread per job and two jobs at once (tiny models on 2 cores).
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(max_epochs=40, patience=3, batch_size=8192, lr=1e-2,
+                                                                   threads=1, workers=2),
+                               description="max_epochs, patience (validation checks), batch_size, lr (Adam), "
+                                           "weight_decay, threads per job, workers (jobs at once)")
 
 
 def _settings(cfg: MetaMMFConfig) -> BPRSettings:
-    return BPRSettings(max_epochs=cfg.max_epochs, batch_size=cfg.batch_size, lr=cfg.lr, reg=cfg.reg,
-                       patience=cfg.patience, eval_every=cfg.eval_every)
+    t = cfg.train
+    return BPRSettings(max_epochs=t.max_epochs, batch_size=t.batch_size, lr=t.lr, reg=cfg.reg,
+                       weight_decay=t.weight_decay, patience=t.patience, eval_every=cfg.eval_every)
 
 
 def _spec(cfg: MetaMMFConfig) -> ModelSpec:
@@ -124,9 +133,10 @@ def _spec(cfg: MetaMMFConfig) -> ModelSpec:
 
 def jobs_for(cfg: MetaMMFConfig, data: RankingData) -> list[Job]:
     """One job per (model, seed); popularity once; MetaMMF also once per seed without each modality."""
-    common = {"data": data, "spec": _spec(cfg), "settings": _settings(cfg), "k": max(cfg.ks), "threads": cfg.threads}
+    common = {"data": data, "spec": _spec(cfg), "settings": _settings(cfg), "k": max(cfg.ks),
+              "threads": cfg.train.threads or 1}
     jobs = []
-    for seed in range(cfg.seeds):
+    for seed in range(cfg.protocol.seeds):
         for name in cfg.models:
             if name not in MODELS:
                 raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
@@ -169,7 +179,7 @@ def build(cfg: MetaMMFConfig, *, data_dir: str | Path | None, cache_dir: str | P
     manifest.insert(0, "id", manifest["user_id"].astype(str) + ":" + manifest["item_id"].astype(str))
     n_cold_test = int(ranking.cold_items[ranking.test.indices].sum())
     return Problem(
-        task=RankingTask(headline=HEADLINE, ks=cfg.ks, n_boot=cfg.n_boot),
+        task=RankingTask(headline=HEADLINE, ks=cfg.ks, n_boot=cfg.protocol.n_boot),
         jobs=jobs_for(cfg, ranking),
         dataset={"name": f"MovieLens {cfg.source}", "users": split.n_users, "items": split.n_items,
                  "interactions": len(split.frame), "genres": len(data.genres),
