@@ -14,8 +14,9 @@ independent errors, 266 windows at horizon 12 with AR(0.9) errors, 3,004 windows
 Candidates: the previous test (rectangular kernel over h - 1 lags + HLN correction, t(n-1)), the
 naive lag-0 variance, Newey-West with the Newey-West (1994) automatic lag (at least h - 1) and
 t(n-1), non-overlapping origins (every h-th window, t(m-1)), and the equal-weighted cosine (EWC)
-estimator with t(nu) quantiles, nu = 1.5 n / S and the bandwidth S = max(Andrews AR(1) rule, c h)
-for c = 2, 3 (the default of :func:`polymodal.tasks.forecast.diebold_mariano`), 4.
+estimator with t(nu) quantiles, nu = 1.5 n / S and the bandwidth S = max(Andrews AR(1) rule, c h),
+for c = 2, 3, 4 as is, and for c = 2 with the projections divided by the overlap's squared gain
+(the default of :func:`polymodal.tasks.forecast.diebold_mariano`).
 
 Run: ``flock /tmp/pm-cpu.lock python benchmarks/dm_size.py`` (about two minutes on 2 cores).
 Writes benchmarks/results/dm_size.json and .md.
@@ -47,7 +48,7 @@ SETTINGS = (  # (name, windows, horizon, AR coefficient of the errors, power eff
     ("266 windows, h=12, AR(0.9) errors", 266, 12, 0.9, 0.3),
     ("3,004 windows, h=192, independent errors", 3004, 192, 0.0, 0.1),
 )
-CHOSEN = "EWC, S >= 3h (chosen)"
+CHOSEN = "EWC, S >= 2h, overlap correction (chosen, the default)"
 
 
 def simulate(rng: np.random.Generator, reps: int, n: int, horizon: int, phi: float, effect: float) -> np.ndarray:
@@ -120,9 +121,10 @@ CANDIDATES: dict[str, Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
     "naive lag-0 variance, t(n-1)": p_lag0,
     "Newey-West, NW94 automatic lag >= h-1, t(n-1)": p_newey_west_auto,
     "non-overlapping origins, t(m-1)": p_non_overlapping,
-    "EWC, S >= 2h": _per_row(min_horizons=2.0),
-    CHOSEN: _per_row(min_horizons=3.0),
-    "EWC, S >= 4h": _per_row(min_horizons=4.0),
+    "EWC, S >= 2h, no overlap correction": _per_row(min_horizons=2.0, overlap_correction=False),
+    "EWC, S >= 3h, no overlap correction": _per_row(min_horizons=3.0, overlap_correction=False),
+    "EWC, S >= 4h, no overlap correction": _per_row(min_horizons=4.0, overlap_correction=False),
+    CHOSEN: _per_row(min_horizons=2.0, overlap_correction=True),
 }
 
 
