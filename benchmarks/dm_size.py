@@ -39,8 +39,8 @@ import statsmodels
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from polymodal.io import write_json, write_text  # noqa: E402
-from polymodal.tasks.forecast import diebold_mariano  # noqa: E402
+from polymodal.io import write_json, write_text
+from polymodal.tasks.forecast import diebold_mariano
 
 ALPHA = 0.05
 SETTINGS = (  # (name, windows, horizon, AR coefficient of the errors, power effect)

@@ -67,7 +67,7 @@ def test_planted_difference_is_better_with_ci_excluding_zero() -> None:
 
 
 def test_antisymmetry_with_the_same_draws() -> None:
-    y, strong, weak = _binary(n=60)
+    y, strong, _ = _binary(n=60)
     noisy = np.clip(strong + np.random.default_rng(1).normal(0, 0.3, strong.shape), 0, 1)
     reps = replicate_metric(ROC, y, {"a": strong, "b": noisy}, n_boot=300, strata=y)
     ab, ba = compare(reps, "a", "b"), compare(reps, "b", "a")
