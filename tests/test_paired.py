@@ -96,8 +96,8 @@ def test_seeds_are_averaged_inside_each_resample_on_shared_draws() -> None:
 def test_vectorised_kernel_matches_generic_callable_on_the_same_draws() -> None:
     y, strong, weak = _binary(n=40)
     scores = {"strong": strong, "weak": weak}
-    fast = replicate_metric(ROC, y, scores, n_boot=50, seed=7, strata=y)
-    slow = replicate_metric(lambda t, s: float(roc_auc_score(t, s)), y, scores, n_boot=50, seed=7, strata=y,
+    fast = replicate_metric(ROC, y, scores, n_boot=20, seed=7, strata=y)
+    slow = replicate_metric(lambda t, s: float(roc_auc_score(t, s)), y, scores, n_boot=20, seed=7, strata=y,
                             higher_is_better=True, name="roc_auc")
     for m in scores:
         np.testing.assert_allclose(fast.values[m], slow.values[m])
@@ -154,3 +154,12 @@ def test_undefined_metric_gives_an_undefined_verdict() -> None:
     reps = replicate_metric(ROC, y, {"a": s, "b": s[::-1].copy()}, n_boot=20)
     row = compare(reps, "a", "b")
     assert row["verdict"] == "undefined" and np.isnan(row["p_value"])
+
+
+def test_threshold_metric_needs_predictions() -> None:
+    y, strong, weak = _binary(n=30)
+    with pytest.raises(ValueError, match="needs 0/1 predictions"):
+        replicate_metric(BINARY_METRICS["f1"], y, {"a": strong, "b": weak}, n_boot=10, strata=y)
+    preds = {"a": (strong >= 0.5).astype(float), "b": (weak >= 0.5).astype(float)}
+    row = compare(replicate_metric(BINARY_METRICS["f1"], y, preds, n_boot=100, strata=y), "a", "b")
+    assert row["metric"] == "f1_diff" and row["verdict"] == "better"

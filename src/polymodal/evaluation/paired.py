@@ -231,6 +231,11 @@ def replicate_metric(metric: Metric, y_true: object, scores: Mapping[str, object
         raise ValueError("higher_is_better is needed for a metric without that attribute")
     label = name or getattr(metric, "name", None) or getattr(metric, "__name__", "metric")
     stacks = {m: _seed_stack(m, runs, n) for m, runs in scores.items()}
+    if getattr(metric, "uses_threshold", False):
+        for m, stack in stacks.items():
+            if not np.isin(stack, (0, 1)).all():
+                raise ValueError(f"model {m!r}: {label} needs 0/1 predictions (scores >= each seed's validation "
+                                 "threshold), got continuous scores")
     point = {m: float(np.mean([metric(y, s) for s in stack])) for m, stack in stacks.items()}
 
     kernel = batched_metric(metric)
@@ -272,8 +277,7 @@ def replicate_unit_means(unit_values: Mapping[str, object], *, n_boot: int = 100
     check_bootstrap_params(n_boot, 0.05)
     if not unit_values:
         raise ValueError("unit_values is empty: need at least one model")
-    first = next(iter(unit_values.values()))
-    n = np.asarray(first).shape[-1] if isinstance(first, np.ndarray) else np.asarray(first[0]).shape[-1]  # type: ignore[index]
+    n = np.asarray(next(iter(unit_values.values())), dtype=np.float64).shape[-1]  # (N,) or (K, N): N is last
     means = {m: _seed_stack(m, v, n).astype(np.float64).mean(axis=0) for m, v in unit_values.items()}
     for m, v in means.items():
         if v.ndim != 1:
