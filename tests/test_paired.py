@@ -163,3 +163,24 @@ def test_threshold_metric_needs_predictions() -> None:
     preds = {"a": (strong >= 0.5).astype(float), "b": (weak >= 0.5).astype(float)}
     row = compare(replicate_metric(BINARY_METRICS["f1"], y, preds, n_boot=100, strata=y), "a", "b")
     assert row["metric"] == "f1_diff" and row["verdict"] == "better"
+
+
+def test_generic_metric_on_survival_targets_stratified_by_cohort() -> None:
+    """(N, 2) (time, event) targets through a lifelines callable, drawn within two cohorts."""
+    from lifelines.utils import concordance_index
+
+    rng = np.random.default_rng(8)
+    n = 60
+    risk = rng.normal(size=n)
+    time = rng.exponential(np.exp(-risk))  # higher risk, earlier event: a planted signal
+    y = np.c_[time, rng.random(n) < 0.8]
+    cohort = np.repeat([0, 1], n // 2) + 2  # labels outside {0, 1}: the general stratified draw
+
+    def c_index(t: np.ndarray, s: np.ndarray) -> float:
+        return float(concordance_index(t[:, 0], -s, t[:, 1]))
+
+    reps = replicate_metric(c_index, y, {"model": risk, "noise": rng.normal(size=n)}, n_boot=60, strata=cohort,
+                            higher_is_better=True, name="c_index")
+    row = compare(reps, "model", "noise")
+    assert row["metric"] == "c_index_diff" and row["verdict"] == "better"
+    assert reps.point["model"] == pytest.approx(c_index(y, risk)) and row["ci_low"] > 0
