@@ -94,7 +94,8 @@ def _as_labels(name: str, x: object, n: int) -> np.ndarray:
 
 
 def _cluster_table(clusters: np.ndarray, strata: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cluster codes (N,), each cluster's stratum (C,) and its member lists flattened by CSR offsets (C+1,)."""
+    """Units ordered by cluster (N,), each cluster's stratum code (C,), and offsets (C+1,) such that
+    cluster c's units are ``order[offsets[c]:offsets[c + 1]]``."""
     uniq, codes = np.unique(clusters, return_inverse=True)
     if strata is None:
         cluster_strata = np.zeros(len(uniq), dtype=np.int64)
