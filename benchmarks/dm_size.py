@@ -13,7 +13,8 @@ independent errors, 266 windows at horizon 12 with AR(0.9) errors, 3,004 windows
 
 Candidates: the previous test (rectangular kernel over h - 1 lags + HLN correction, t(n-1)), the
 naive lag-0 variance, Newey-West with the Newey-West (1994) automatic lag (at least h - 1) and
-t(n-1), non-overlapping origins (every h-th window, t(m-1)), and the equal-weighted cosine (EWC)
+t(n-1), non-overlapping origins (every h-th window, t(m-1)), a moving-block bootstrap of the mean
+(blocks of 2h windows, 499 resamples), and the equal-weighted cosine (EWC)
 estimator with t(nu) quantiles, nu = 1.5 n / S and the bandwidth S = max(Andrews AR(1) rule, c h),
 for c = 2, 3, 4 as is, and for c = 2 with the projections divided by the overlap's squared gain
 (the default of :func:`polymodal.tasks.forecast.diebold_mariano`).
@@ -109,6 +110,23 @@ def p_non_overlapping(d: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarr
     return stats.t.sf(stat, m - 1), 2 * stats.t.sf(np.abs(stat), m - 1)
 
 
+def p_moving_block_bootstrap(d: np.ndarray, horizon: int, n_boot: int = 499) -> tuple[np.ndarray, np.ndarray]:
+    """Moving-block bootstrap of the mean, blocks of 2h windows; the resampled means are centred on
+    their bootstrap expectation (the mean of all block means), p = (1 + count) / (1 + B)."""
+    rng = np.random.default_rng(12345)
+    reps, n = d.shape
+    length = min(n, 2 * horizon)
+    k = int(np.ceil(n / length))
+    c = np.concatenate([np.zeros((reps, 1)), np.cumsum(d, axis=1)], axis=1)
+    block_means = (c[:, length:] - c[:, :-length]) / length  # (reps, n - length + 1)
+    starts = rng.integers(0, block_means.shape[1], size=(n_boot, k))
+    boot = block_means[:, starts].mean(axis=2) - block_means.mean(axis=1, keepdims=True)  # (reps, B)
+    m = d.mean(axis=1, keepdims=True)
+    one = (1 + (boot >= m).sum(axis=1)) / (1 + n_boot)
+    two = (1 + (np.abs(boot) >= np.abs(m)).sum(axis=1)) / (1 + n_boot)
+    return one, two
+
+
 def _per_row(**kwargs: Any) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
     def run(d: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         out = [diebold_mariano(row, np.zeros_like(row), horizon, **kwargs) for row in d]
@@ -121,6 +139,7 @@ CANDIDATES: dict[str, Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
     "naive lag-0 variance, t(n-1)": p_lag0,
     "Newey-West, NW94 automatic lag >= h-1, t(n-1)": p_newey_west_auto,
     "non-overlapping origins, t(m-1)": p_non_overlapping,
+    "moving-block bootstrap, blocks of 2h": p_moving_block_bootstrap,
     "EWC, S >= 2h, no overlap correction": _per_row(min_horizons=2.0, overlap_correction=False),
     "EWC, S >= 3h, no overlap correction": _per_row(min_horizons=3.0, overlap_correction=False),
     "EWC, S >= 4h, no overlap correction": _per_row(min_horizons=4.0, overlap_correction=False),
