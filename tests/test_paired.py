@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from polymodal.evaluation.bootstrap import bootstrap_ci
 from polymodal.evaluation.metrics import BINARY_METRICS
 from polymodal.evaluation.multiple_testing import bootstrap_p_floor
 from polymodal.evaluation.paired import (
@@ -13,6 +14,7 @@ from polymodal.evaluation.paired import (
     compare_family,
     draw_resamples,
     family_pairs,
+    model_ci,
     replicate_metric,
     replicate_unit_means,
 )
@@ -184,3 +186,9 @@ def test_generic_metric_on_survival_targets_stratified_by_cohort() -> None:
     row = compare(reps, "model", "noise")
     assert row["metric"] == "c_index_diff" and row["verdict"] == "better"
     assert reps.point["model"] == pytest.approx(c_index(y, risk)) and row["ci_low"] > 0
+
+
+def test_model_ci_is_bootstrap_ci_on_the_same_draws() -> None:
+    y, strong, weak = _binary(n=80)
+    reps = replicate_metric(ROC, y, {"strong": strong, "weak": weak}, n_boot=200, seed=4, strata=y)
+    assert model_ci(reps, "strong") == pytest.approx(bootstrap_ci(ROC, y, strong, n_boot=200, seed=4))

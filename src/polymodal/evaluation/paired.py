@@ -21,6 +21,9 @@ Three ways in, one result (:class:`Replicates`, per-model point estimates and (B
   reduce to sums, so thousands of resamples cost milliseconds.
 * Both accept ``strata`` and ``clusters``.
 
+:func:`model_ci` reads one model's percentile interval off the same replicates (identical to
+:func:`~polymodal.evaluation.bootstrap.bootstrap_ci` for the same seed and class strata).
+
 :func:`compare` turns two models' replicates into a difference row; :func:`compare_family` runs a
 declared family (every model against the headline model and the best trivial and best learned
 baselines) and adjusts its p-values for multiplicity
@@ -49,6 +52,8 @@ __all__ = [
     "compare",
     "compare_family",
     "draw_resamples",
+    "family_pairs",
+    "model_ci",
     "replicate_metric",
     "replicate_unit_means",
 ]
@@ -309,6 +314,24 @@ def replicate_unit_means(unit_values: Mapping[str, object], *, n_boot: int = 100
                 parts[m].append(sums[m][drawn].sum(axis=1) / size_b)
         values = {m: np.concatenate(p) for m, p in parts.items()}
     return Replicates(point, values, n_boot, higher_is_better, name, _method(strata, clusters))
+
+
+def model_ci(reps: Replicates, model: str, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile CI of one model's seed-mean from the shared replicates.
+
+    With ``strata=y_true`` and the same ``seed`` this is exactly
+    :func:`~polymodal.evaluation.bootstrap.bootstrap_ci` (same draws), so one pass gives both the
+    per-model intervals and the paired differences.
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` if the metric is undefined on every resample.
+    """
+    check_bootstrap_params(reps.n_boot, alpha)
+    values = reps.values[model]
+    if np.isnan(values).all():
+        return float("nan"), float("nan")
+    low, high = np.nanquantile(values, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
 
 
 # ---------------------------------------------------------------------------------------------
