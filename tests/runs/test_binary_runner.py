@@ -48,7 +48,7 @@ def test_run_folder_layout(finished: tuple[Path, dict]) -> None:
 
 
 def test_eval_reproduces_metrics_exactly(finished: tuple[Path, dict]) -> None:
-    out, metrics = finished
+    out, _ = finished
     again, differences = evaluate_run(out)
     assert differences == []
     assert again["models"] == json.loads((out / "metrics.json").read_text())["models"]
