@@ -15,6 +15,7 @@ row: a truncated copy is an error, never a silently shortened row.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -27,7 +28,7 @@ import pandas as pd
 
 from polymodal.errors import DataError, MissingDataError
 
-__all__ = ["read_csv", "read_json"]
+__all__ = ["read_csv", "read_csv_rows", "read_json"]
 
 # pandas' C parser reports "Expected 10 fields in line 5, saw 11" (line counts the header as 1)
 # or "EOF inside string starting at row 4" (row counts data rows from 1).
@@ -104,6 +105,44 @@ def read_csv(path: str | Path, *, final_newline: bool = True, require_rows: bool
     if require_rows and not len(frame):
         raise DataError("no data rows (only a header)", file=path)
     return frame
+
+
+def read_csv_rows(path: str | Path, *, require_rows: bool = True) -> list[dict[str, str]]:
+    """A small UTF-8 CSV as ``csv.DictReader`` rows (every value a string), checked row by row.
+
+    Raises:
+        MissingDataError: the file does not exist.
+        DataError: empty, not UTF-8, no data rows (when ``require_rows``), a row with fewer or more
+            fields than the header (a file cut mid-row, a stray comma), naming file and row.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames
+            rows = list(reader)
+    except FileNotFoundError:
+        raise MissingDataError(f"{path} not found") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"not UTF-8 text ({err.reason}, byte {err.object[err.start:err.start + 1]!r})",
+                        file=path) from None
+    except csv.Error as err:
+        raise DataError(f"malformed CSV: {_one_line(err)}", file=path) from None
+    except OSError as err:
+        raise DataError(f"cannot read: {err.strerror or _one_line(err)}", file=path) from None
+    if not header:
+        raise DataError("empty file (not even a header row)", file=path)
+    if require_rows and not rows:
+        raise DataError("no data rows (only a header)", file=path)
+    for row_no, row in enumerate(rows, start=1):
+        if None in row:  # DictReader files extra fields under the key None
+            raise DataError(f"row has {len(header) + len(row[None])} fields, the header {len(header)}", file=path,
+                            row=row_no)
+        short = [name for name in header if row[name] is None]  # and gives missing ones the value None
+        if short:
+            raise DataError(f"row has {len(header) - len(short)} of the header's {len(header)} fields "
+                            "(file cut mid-row?)", file=path, row=row_no, field=short[0])
+    return rows
 
 
 def read_json(path: str | Path) -> Any:
