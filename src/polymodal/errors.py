@@ -37,3 +37,15 @@ class MissingDataError(PolymodalError, FileNotFoundError):
 
 class ConfigError(PolymodalError, ValueError):
     """An unknown or ill-typed configuration key or value."""
+
+
+class StorageError(PolymodalError, OSError):
+    """A file polymodal writes could not be written (disk full, read-only place); names the path.
+
+    An ``OSError`` too, so code that handles OSError keeps working; ``errno`` is the system's code.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = str(path) if path is not None else None
+        self.errno = errno
