@@ -62,13 +62,16 @@ class _TailReader(io.RawIOBase):
 
 
 def read_csv(path: str | Path, *, final_newline: bool = True, require_rows: bool = False,
-             **kwargs: Any) -> pd.DataFrame:
+             check_fields: bool = False, **kwargs: Any) -> pd.DataFrame:
     """``pandas.read_csv`` of a ``.csv`` or ``.csv.gz`` (UTF-8) whose every failure is a DataError.
 
     Args:
         path: the file; a name ending in ``.gz`` is decompressed.
         final_newline: refuse a file whose last byte is not a line break (a copy cut mid-row).
         require_rows: refuse a file with a header and no data row.
+        check_fields: refuse a row with fewer fields than the header (a file cut mid-row, or a row
+            missing its last commas), which pandas pads silently. It re-reads the file with the csv
+            module, so use it for small uncompressed files read as text.
         **kwargs: passed to ``pandas.read_csv`` (not ``compression`` or ``encoding``).
 
     Raises:
@@ -104,7 +107,21 @@ def read_csv(path: str | Path, *, final_newline: bool = True, require_rows: bool
         raise DataError("file ends inside its header row, without a line break: it looks cut off", file=path)
     if require_rows and not len(frame):
         raise DataError("no data rows (only a header)", file=path)
+    if check_fields:
+        _check_fields(path)
     return frame
+
+
+def _check_fields(path: Path) -> None:
+    """The first data row with fewer fields than the header is a DataError naming it and its first absent field."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        rows = (row for row in reader if row)  # pandas skips blank lines and does not number them
+        for row_no, row in enumerate(rows, start=1):
+            if len(row) < len(header):
+                raise DataError(f"row has {len(row)} of the header's {len(header)} fields (file cut mid-row?)",
+                                file=path, row=row_no, field=header[len(row)])
 
 
 def read_csv_rows(path: str | Path, *, require_rows: bool = True) -> list[dict[str, str]]:

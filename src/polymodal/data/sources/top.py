@@ -177,13 +177,13 @@ def _read_csv(path: Path, *, optional: Iterable[str] = ()) -> pd.DataFrame:
     """The file as strings (empty cells stay ""), with the expected columns and at least one row, else a DataError.
 
     Columns in ``optional`` may be absent; they are then added as empty text. A file cut mid-row is
-    caught without the final-newline rule (a hand-written file to score may lack the last line
+    caught without the final-newline rule (a hand-written file to score may lack its last line
     break): TOP's last column, ``criteria``, is quoted multi-line text, so a cut inside it is a parser
-    error, and a row cut before it has fewer fields than the header (see :func:`_short_row`).
+    error, and a row cut before it has fewer fields than the header (``check_fields``).
     """
     # Every cell is text: "NA" is a valid disease abbreviation, not a missing value.
-    frame = read_csv(path, final_newline=False, require_rows=True, dtype=str, keep_default_na=False)
-    _short_row(frame, path)
+    frame = read_csv(path, final_newline=False, require_rows=True, check_fields=True, dtype=str,
+                     keep_default_na=False)
     for column in set(optional) - set(frame.columns):
         frame[column] = ""
     missing = [column for column in COLUMNS if column not in frame.columns]
@@ -191,18 +191,6 @@ def _read_csv(path: Path, *, optional: Iterable[str] = ()) -> pd.DataFrame:
         raise DataError(f"header row lacks column(s) {missing}; it has {list(frame.columns)}", file=path,
                         field=missing[0])
     return frame[list(COLUMNS)]
-
-
-def _short_row(frame: pd.DataFrame, path: Path) -> None:
-    """A row with fewer fields than the header (a file cut mid-row) is a DataError naming the row and field.
-
-    With ``keep_default_na=False`` an empty cell reads as ""; only a field the row does not have reads as NaN.
-    """
-    short = frame.isna().to_numpy()
-    if short.any():
-        row, col = divmod(int(short.argmax()), frame.shape[1])
-        raise DataError(f"row has {int((~short[row]).sum())} of the header's {frame.shape[1]} fields "
-                        "(file cut mid-row?)", file=path, row=row + 1, field=str(frame.columns[col]))
 
 
 @dataclass
