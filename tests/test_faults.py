@@ -467,18 +467,16 @@ def test_cli_reader_fault_exits_2_with_one_line(fault: CliFault, tmp_path: Path)
 
 
 @needs_new_cli  # today `data check` exits 0 whatever its table says
-@pytest.mark.parametrize(("make", "damage", "dataset", "names"), [
-    pytest.param(make_top, _at(TRAIN, empty), "TOP phase I", ("phase_I_train.csv", "empty file"), id="top empty"),
-    pytest.param(make_tcga, _at(BLCA, truncate), TCGA, ("tcga_blca_all_clean.csv.gz", "ends early"),
-                 id="tcga truncated gzip"),
-])
-def test_data_check_exits_nonzero_on_a_dataset_in_error(make: Callable[[Path], Path], damage: Callable[[Path], None],
-                                                        dataset: str, names: tuple[str, ...], tmp_path: Path) -> None:
-    data = make(tmp_path / "data")
-    damage(data)
+def test_data_check_exits_nonzero_on_a_dataset_in_error(tmp_path: Path) -> None:
+    """One check of a directory with two damaged datasets: both named in the table, and a non-zero exit."""
+    data = make_tcga(make_top(tmp_path / "data"))
+    empty(data / TRAIN)
+    truncate(data / BLCA)
     result = _cli(["data", "check", "--data-dir", str(data), "--json"], tmp_path)
-    entry = json.loads(result.stdout)["datasets"][dataset]
-    assert entry["status"] == "error" and all(n in entry["details"] for n in names), entry
+    datasets = json.loads(result.stdout)["datasets"]
+    for name, parts in (("TOP phase I", ("phase_I_train.csv", "empty file")),
+                        (TCGA, ("tcga_blca_all_clean.csv.gz", "ends early"))):
+        assert datasets[name]["status"] == "error" and all(p in datasets[name]["details"] for p in parts), name
     assert result.returncode != 0
     assert result.stderr.count("\n") <= 1, result.stderr  # at most a one-line summary
 
@@ -511,8 +509,10 @@ def test_ctrl_c_while_reading_is_one_line_exit_130(tmp_path: Path) -> None:
     os.mkfifo(meta)
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(SRC.parent), env.get("PYTHONPATH", "")])
+    # A shell's background job starts with SIGINT ignored, and Python then never installs its handler.
     proc = subprocess.Popen([sys.executable, "-m", "polymodal", "data", "check", "--data-dir", str(data)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     writer = None
     try:
         deadline = time.monotonic() + 120
