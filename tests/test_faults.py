@@ -220,6 +220,10 @@ FAULTS = [
           row=13, field="why_stop", match="2 of the header's 10 fields"),
     Fault("top cut inside quoted criteria", make_top, _at(TRAIN, lambda p: cut_mid_row(p, 20)), _top,
           "phase_I_train.csv", row=12, match="malformed CSV"),
+    Fault("top icd table not utf-8", make_top, _at(f"{TOP}/icdcode/icd_10_direct_mapping.csv", not_utf8), _top,
+          "icd_10_direct_mapping.csv", match="not UTF-8"),
+    Fault("top icd table empty", make_top, _at(f"{TOP}/icdcode/icd_10_direct_mapping.csv", empty), _top,
+          "icd_10_direct_mapping.csv", match="empty table"),
     Fault("top missing file", make_top, _at(TRAIN, Path.unlink), _top, "phase_I_train.csv", error=MissingDataError),
     # TOP: bad values already handled
     Fault("top missing column", make_top, _top_rows("valid", [_top_row(1, 1)], tuple(c for c in COLUMNS
