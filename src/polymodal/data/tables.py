@@ -80,6 +80,9 @@ def read_csv(path: str | Path, *, final_newline: bool = True, require_rows: bool
             or unreadable; the message names the file and, where known, the row.
     """
     path = Path(path)
+    if {"chunksize", "iterator", "compression", "encoding"} & set(kwargs):
+        raise TypeError("read_csv reads a whole file as UTF-8 and decompresses .gz itself: no chunksize, iterator, "
+                        "compression or encoding")
     try:
         with open(path, "rb") as raw:
             stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.name.endswith(".gz") else raw
