@@ -10,8 +10,8 @@ nothing was written (readers never write).
 The command-line cases run ``python -m polymodal`` as a user would (about 3 to 10 s each, so only
 a few): exit code 2 and exactly one line on stderr for our errors and usage errors, 130 and one
 line for Ctrl-C, non-zero from ``data check`` when a dataset is in error, and no run output left.
-Cases that fail only because of the current ``cli.py`` are marked ``xfail(reason="needs the new
-CLI")``; the rewrite of the command line removes those marks. docs/reliability.md lists the
+A case that fails only because of ``cli.py`` is marked ``xfail(reason="needs the new CLI")``
+until the command line is fixed. docs/reliability.md lists the
 promises these tests hold.
 """
 
@@ -454,14 +454,9 @@ CLI_FAULTS = [
              ["run", "nla-mmr", "--data-dir", "{data}", "--out", "{out}", "--quiet"],
              ("PRESCRIPTIONS.csv", "row ", "ends inside this row")),
 ]
-# Messages longer than the 80 columns rich assumes off a terminal are wrapped onto several lines
-# by cli.main's console.print: the new CLI prints the error line unwrapped.
-_WRAPPED = {"run umpsnet on a bit-flipped cohort file", "run text-forecast on a typo date",
-            "run nla-mmr on a MIMIC table cut mid-row"}
 
 
-@pytest.mark.parametrize("fault", [pytest.param(f, id=f.name, marks=[needs_new_cli] if f.name in _WRAPPED else [])
-                                   for f in CLI_FAULTS])
+@pytest.mark.parametrize("fault", CLI_FAULTS, ids=[f.name for f in CLI_FAULTS])
 def test_cli_reader_fault_exits_2_with_one_line(fault: CliFault, tmp_path: Path) -> None:
     data, out = fault.make(tmp_path / "data"), tmp_path / "run"
     fault.damage(data)
@@ -473,7 +468,6 @@ def test_cli_reader_fault_exits_2_with_one_line(fault: CliFault, tmp_path: Path)
     _no_run_output(out)
 
 
-@needs_new_cli  # today `data check` exits 0 whatever its table says
 def test_data_check_exits_nonzero_on_a_dataset_in_error(tmp_path: Path) -> None:
     """One check of a directory with two damaged datasets: both named in the table, and a non-zero exit."""
     data = make_tcga(make_top(tmp_path / "data"))
@@ -500,14 +494,15 @@ def test_data_check_on_intact_data_exits_0_and_loads_each_dataset(tmp_path: Path
     assert datasets["Time-MMD"]["status"] == "partial" and "Climate.csv" in datasets["Time-MMD"]["details"]
 
 
-@needs_new_cli  # click prints "Usage: ... Try ... Error: ..." on several lines
 def test_usage_error_is_one_line_exit_2(tmp_path: Path) -> None:
     result = _cli(["data", "check", "--no-such-option"], tmp_path)
     assert result.returncode == 2
     assert "--no-such-option" in _one_line(result.stderr)
 
 
-@needs_new_cli  # click echoes an empty line to stderr before its Abort
+# typer turns a KeyboardInterrupt into Exit(130), which app(standalone_mode=False) returns: cli.main
+# exits 130 without the one line (a Ctrl-C during training, seen by its SIGINT handler, does print it).
+@needs_new_cli
 def test_ctrl_c_while_reading_is_one_line_exit_130(tmp_path: Path) -> None:
     """SIGINT while a reader is blocked on a file (a FIFO that only this test writes to): exit 130, one line."""
     data = make_tcga(tmp_path / "data")
