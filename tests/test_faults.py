@@ -296,6 +296,8 @@ FAULTS = [
     Fault("time-mmd long run of missing targets", make_time_mmd,
           _at(SERIES, lambda p: edit_csv(p, lambda f: f.__setitem__("OT", f["OT"].where(~f.index.isin(range(
               10, 30)), "")))), _tmmd, "Agriculture.csv", row=31, field="OT", match="20 consecutive M periods"),
+    Fault("time-mmd date off the monthly grid", make_time_mmd, _append_line(SERIES, "2004-01-15,2004-01-31,10.5,0.1\n"),
+          _tmmd, "Agriculture.csv", row=49, field="start_date", match="not on the first of the month"),
     Fault("time-mmd empty series", make_time_mmd, _at(SERIES, empty), _tmmd, "Agriculture.csv", match="empty file"),
     Fault("time-mmd series cut mid-row", make_time_mmd, _at(SERIES, cut_mid_row), _tmmd, "Agriculture.csv", row=48,
           match="ends inside this row"),
@@ -365,6 +367,11 @@ def test_fill_bound_is_configurable_and_real_gaps_fit_the_default(tmp_path: Path
     assert len(series) == 61 and any("12 missing periods inserted" in a for a in series.actions)
     with pytest.raises(DataError, match="12 consecutive M periods"):
         load_series(root, "Agriculture", max_fill=11)
+
+
+def test_a_message_quoting_line_breaks_stays_one_line() -> None:
+    err = DataError("malformed CSV: Error tokenizing data.\n  C error: EOF inside string", file="/x/a.csv", row=3)
+    assert str(err) == "a.csv, row 3: malformed CSV: Error tokenizing data. C error: EOF inside string"
 
 
 def test_cut_file_with_final_newline_missing_but_row_complete_says_how_to_fix(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ class DataError(PolymodalError, ValueError):
         if field is not None:
             where.append(f"field '{field}'")
         prefix = ", ".join(where)
+        # One line always: a value quoted from a file (a parser's message, a cell) may hold line breaks.
+        message = " ".join(line.strip() for line in message.splitlines() if line.strip()) or message
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
