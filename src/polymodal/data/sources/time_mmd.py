@@ -161,6 +161,8 @@ def load_series(data_dir: str | Path, domain: str, *, max_missing: float = 0.1,
         DataError: an empty, non-UTF-8 or malformed file, one cut mid-row, no target column,
             unparsable or off-grid dates, or a gap longer than ``max_fill`` periods (file, row, field).
     """
+    if max_fill < 0:
+        raise ValueError(f"max_fill must be >= 0, got {max_fill}")
     if domain not in DOMAINS:
         raise DataError(f"unknown Time-MMD domain {domain!r}; known: {', '.join(DOMAINS)}", field="domain")
     path = domain_dir(data_dir) / "numerical" / domain / f"{domain}.csv"
@@ -267,7 +269,8 @@ def _check_fill(indexed: pd.DataFrame, max_fill: int, freq: str, path: Path, dat
     raise DataError(
         f"{length} consecutive {freq} periods without a target between {before.date()} and "
         f"{indexed.index[ends[longest]].date()} would be filled with the last value (limit max_fill={max_fill}); "
-        + ("is this row's date a typo?" if inserted else "too many missing target values in a row"),
+        + ("is this row's date a typo?" if inserted else "too many missing target values in a row")
+        + " (a larger max_fill accepts the gap)",
         file=path, row=int(after["_row"]), field=date_col if inserted else "OT")
 
 
