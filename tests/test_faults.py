@@ -10,8 +10,7 @@ nothing was written (readers never write).
 The command-line cases run ``python -m polymodal`` as a user would (about 3 to 10 s each, so only
 a few): exit code 2 and exactly one line on stderr for our errors and usage errors, 130 and one
 line for Ctrl-C, non-zero from ``data check`` when a dataset is in error, and no run output left.
-A case that fails only because of ``cli.py`` is marked ``xfail(reason="needs the new CLI")``
-until the command line is fixed. docs/reliability.md lists the
+docs/reliability.md lists the
 promises these tests hold.
 """
 
@@ -49,7 +48,6 @@ from tests.mimic_synthetic import write_drug_tables, write_mimic3, write_mimic4
 from tests.tcga_synthetic import write_tcga
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-needs_new_cli = pytest.mark.xfail(reason="needs the new CLI", strict=False)
 
 # --------------------------------------------------------------------------- small valid datasets
 
@@ -509,7 +507,6 @@ def test_usage_error_is_one_line_exit_2(tmp_path: Path) -> None:
 
 # typer turns a KeyboardInterrupt into Exit(130), which app(standalone_mode=False) returns: cli.main
 # exits 130 without the one line (a Ctrl-C during training, seen by its SIGINT handler, does print it).
-@needs_new_cli
 def test_ctrl_c_while_reading_is_one_line_exit_130(tmp_path: Path) -> None:
     """SIGINT while a reader is blocked on a file (a FIFO that only this test writes to): exit 130, one line."""
     data = make_tcga(tmp_path / "data")

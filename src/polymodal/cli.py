@@ -390,6 +390,8 @@ def main() -> None:
     try:
         result = app(standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == 130:  # typer turned a Ctrl-C into an exit code: say so
+            _error("interrupted: rerun the same command to resume")
     except SystemExit as exc:
         if not interrupted:
             raise
@@ -407,6 +409,8 @@ def main() -> None:
         code = 130
     except typer.Exit as exc:
         code = exc.exit_code
+        if code == 130:
+            _error("interrupted: rerun the same command to resume")
     except click_exceptions.NoArgsIsHelpError as exc:  # `polymodal`, `polymodal data`: help is the answer
         print(exc.ctx.get_help() if exc.ctx else str(exc), file=sys.stderr)
         code = 2

@@ -11,9 +11,9 @@ CSV/Parquet, fitted featurisers JSON/npz, and model weights are loaded with ``we
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-import sys
 from typing import IO, Any
 
 import pandas as pd
