@@ -194,3 +194,33 @@ def test_offline_alias_table() -> None:
     assert table.resolve("FAM123B") == {"AMER1"}
     assert table.resolve("MLL2") == {"KMT2B", "KMT2D"}  # ambiguous: harmonisation will not use it
     assert table.resolve("TP53") == frozenset()  # an approved symbol names itself
+
+
+def test_read_external_cohort_reads_a_foreign_release_like_the_original(tmp_path: Path) -> None:
+    from polymodal.data.sources.tcga import read_cohort, read_metadata
+    from polymodal.data.sources.tcga_external import read_external_cohort
+
+    folder = write_tcga(tmp_path, cohorts=("AAA",), n=40, n_folds=2)
+    src = folder / "tcga_aaa_all_clean.csv.gz"
+    metadata = read_metadata(folder / "status_all_umpsnet.json")
+    records, table = read_cohort(src, metadata)
+    stats = TrainingStats.fit({"genomics": table})
+    dst = tmp_path / "other" / "tcga_aaa_all_clean.csv.gz"
+    release = write_foreign_release(src, dst, expression_share=0.6, cnv_share=0.5, seed=4)
+    raw = pd.read_csv(dst)
+    gene_cols = list(release.kept.values())
+    raw.loc[raw["case_id"] == records[5].id, gene_cols] = np.nan  # a patient without any genomic value
+    raw.to_csv(dst, index=False)
+    ext = read_external_cohort(dst, metadata, stats, aliases=None, min_coverage=0.3)
+    assert [r.id for r in ext.records] == [r.id for r in records]
+    assert list(ext.genomics.columns) == list(table.columns)
+    kept = list(release.kept)
+    others = [r.id for r in records if r.id != records[5].id]
+    np.testing.assert_allclose(ext.genomics.loc[others, kept], table.loc[others, kept], rtol=1e-6)
+    med = stats.modalities["genomics"]
+    for col in release.dropped:
+        np.testing.assert_allclose(ext.genomics[col], np.float32(med.median[med.features.index(col)]))
+    assert ext.rows_missing.sum() == 1 and ext.rows_missing[records[5].id]
+    assert ext.to_dict()["coverage"][0]["action"] == "impute"
+    with pytest.raises(DataError, match=r"^tcga_aaa_all_clean.csv.gz, field 'genomics': modality 'genomics' covers"):
+        read_external_cohort(dst, metadata, stats, aliases=None, min_coverage=0.9)
