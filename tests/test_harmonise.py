@@ -224,3 +224,17 @@ def test_read_external_cohort_reads_a_foreign_release_like_the_original(tmp_path
     assert ext.to_dict()["coverage"][0]["action"] == "impute"
     with pytest.raises(DataError, match=r"^tcga_aaa_all_clean.csv.gz, field 'genomics': modality 'genomics' covers"):
         read_external_cohort(dst, metadata, stats, aliases=None, min_coverage=0.9)
+
+
+def test_group_snn_input_norms_reads_each_family_first_layer() -> None:
+    import torch
+
+    from polymodal.encoders.genomics import GroupSNNEncoder
+    from polymodal.encoders.input_norms import group_snn_input_norms
+
+    enc = GroupSNNEncoder({"a": [0, 1], "b": [1, 2]}, out_dim=4, hidden=2, dropout=0.0)
+    with torch.no_grad():
+        enc.nets[0][0][0].weight.copy_(torch.tensor([[3.0, 1.0], [4.0, 0.0]]))  # feature 0: 5, feature 1: 1
+        enc.nets[1][0][0].weight.copy_(torch.tensor([[0.0, 2.0], [1.0, 0.0]]))  # feature 1: 1, feature 2: 2
+    norms = group_snn_input_norms(enc, 4)
+    np.testing.assert_allclose(norms, [5.0, np.sqrt(2.0), 2.0, 0.0], rtol=1e-6)
