@@ -42,9 +42,8 @@ __all__ = [
     "weight_share",
 ]
 
-# Below a quarter of a modality's features the measured zero-shot C-index of umpsnet (BLCA -> LUAD)
-# is no longer distinguishable from the clinical baseline's lower CI (benchmarks/umpsnet_coverage.md);
-# a deployment should set its own bound from that curve.
+# A default, not a law: benchmarks/umpsnet_coverage.md measures what lower coverage costs one model
+# (umpsnet, BLCA -> LUAD, genes removed at random); a deployment should set its bound from such a curve.
 DEFAULT_MIN_COVERAGE = 0.25
 
 
