@@ -90,6 +90,14 @@ def test_approved_symbol_is_never_renamed_by_alias() -> None:
     assert report.missing == ["ERBB1X_rnaseq"]
 
 
+def test_outdated_training_symbol_is_filled_by_the_current_one() -> None:
+    aliases = AliasTable.from_pairs([("BMAL1", "ARNTL"), ("TP53", "P53")])
+    out, report = harmonise_columns(pd.DataFrame({"bmal1": [4.0], "TP53": [1.0]}), ["ARNTL_rnaseq", "TP53_rnaseq"],
+                                    TCGA, aliases=aliases)
+    assert report.missing == [] and out["ARNTL_rnaseq"].tolist() == [4.0]
+    assert [(r.column, r.rule) for r in report.renamed] == [("bmal1", "alias"), ("TP53", "suffix")]
+
+
 def test_duplicates_exact_wins_same_rule_is_an_error() -> None:
     frame = pd.DataFrame({"TP53_rnaseq": [1.0], "TP53": [2.0]})
     out, report = harmonise_columns(frame, ["TP53_rnaseq"], TCGA)

@@ -17,8 +17,11 @@ The rules, in priority order (a training column is filled by the first rule that
    expression, as in cBioPortal and GDC expression matrices).
 4. ``alias``: ``<gene>`` is a previous symbol or alias of exactly one approved symbol in an offline
    alias table (:func:`load_alias_table`) and that symbol + the suffix is a still-missing training
-   column. A name that is itself an approved symbol is never re-mapped (it names its own gene), and
-   an alias shared by several genes (``MLL2``: KMT2B and KMT2D) is reported as ambiguous, not used.
+   column; or, the other way round, the training column's gene is an outdated symbol whose one
+   current symbol is ``<gene>`` (the MCAT gene lists say ARNTL where newer releases say BMAL1). A
+   cohort name that is itself an approved symbol only ever stands for that gene (under its own or an
+   outdated name), and an alias shared by several genes (``MLL2``: KMT2B and KMT2D) is reported as
+   ambiguous, not used.
 
 Two cohort columns that reach the same training column by the same rule are an error (there is no
 principled choice between them); a lower-priority duplicate of a column already matched is ignored
@@ -325,17 +328,28 @@ def harmonise_columns(frame: pd.DataFrame, training_columns: Sequence[str], conv
         rule = "case" if fold(col) == fold(target) else "suffix"
         detail = "" if rule == "case" else f"{col!r} read as {k[0].upper()}{k[1]}" if k else ""
         claim(col, target, rule, detail)
+    # Training names that are themselves outdated symbols (the MCAT gene lists are from 2021: ARNTL,
+    # now BMAL1): a cohort naming the gene by its current symbol fills them.
+    renamed_training: dict[tuple[str, str], str] = {}
+    if use_aliases and aliases is not None:
+        for (gene, suffix), t in by_key.items():
+            current = aliases.resolve(gene)
+            if len(current) == 1 and t not in found:
+                renamed_training.setdefault((fold(next(iter(current))), suffix), t)
     for col in unmatched:
         parsed = split_feature(col, convention)
         candidates = aliases.resolve(parsed[0]) if use_aliases and parsed and aliases is not None else frozenset()
         keys = [(fold(s), parsed[1]) for s in candidates] if parsed else []
         targets = sorted({by_key[k] for k in keys if k in by_key})
+        newer = renamed_training.get((fold(parsed[0]), parsed[1])) if parsed else None
         if len(candidates) > 1 and targets:
             report.ignored[col] = f"ambiguous alias: {', '.join(sorted(candidates))}"
         elif len(targets) == 1 and targets[0] not in found:
             claim(col, targets[0], "alias", f"{parsed[0]} is an alias of {next(iter(candidates))}" if parsed else "")
         elif targets:
             report.ignored[col] = f"alias of {targets[0]}, which is already present"
+        elif newer is not None and newer not in found:
+            claim(col, newer, "alias", f"the training name is an older symbol of {parsed[0]}" if parsed else "")
         else:
             report.ignored[col] = "not a training column"
 
