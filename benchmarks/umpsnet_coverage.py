@@ -167,7 +167,7 @@ def alias_renames(genes: list[str], n: int, seed: int) -> dict[str, str]:
     options: dict[str, list[str]] = {}
     for alias, symbols in table.aliases.items():
         (s,) = symbols if len(symbols) == 1 else (None,)
-        if s in have and alias not in table.symbols and alias.isalnum():
+        if s in have and alias not in table.symbols and alias not in have and alias.isalnum():
             options.setdefault(s, []).append(alias)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(sorted(options), size=min(n, len(options)), replace=False)
