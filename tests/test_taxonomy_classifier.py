@@ -15,6 +15,7 @@ from polymodal.config import apply_overrides
 from polymodal.data.taxonomy import Taxonomy
 from polymodal.encoders.image import FrozenImageEncoder, ImageBackbone
 from polymodal.encoders.text import HashingTextEncoder
+from polymodal.errors import DataError
 from polymodal.evaluation.hierarchical_protocol import weighted_metrics
 from polymodal.recipes.taxonomy_classifier import TaxonomyClassifierConfig
 from polymodal.recipes.taxonomy_folder import run_to_folder
@@ -85,3 +86,34 @@ def test_config_rejects_unknown_keys_and_round_trips() -> None:
     assert TaxonomyClassifierConfig.model_validate(cfg.model_dump()) == cfg
     with pytest.raises(Exception, match="setings"):
         apply_overrides(TaxonomyClassifierConfig, {"setings": ()})
+
+
+def test_predict_reads_products_and_counts_image_fallbacks(tmp_path: Path, one_torch_thread: None,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from polymodal.recipes import taxonomy_predict
+
+    data = write_fashion(tmp_path / "data", n=120)
+    cfg = apply_overrides(TaxonomyClassifierConfig, {"settings": ("transitional/all",), "baselines": ("majority",),
+                                                     "dim": 8, "hidden": 8},
+                          train={"max_epochs": 2, "batch_size": 32}, protocol={"seeds": 1, "n_boot": 5})
+    image, text = _encoders()
+    run_to_folder(cfg, data_dir=data, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
+                  image_encoder=image, text_encoder=text)
+    # predict rebuilds the configured encoders; swap in the same tiny ones the run used.
+    monkeypatch.setattr("polymodal.encoders.image.FrozenImageEncoder", lambda *a, **k: _encoders()[0])
+    monkeypatch.setattr("polymodal.encoders.text.SentenceTextEncoder", lambda *a, **k: _encoders()[1])
+    inp = tmp_path / "new.csv"
+    photo = next((data / "fashion_product_images" / "images").glob("*.jpg"))
+    (tmp_path / "broken.jpg").write_bytes(b"no")
+    pd.DataFrame({"id": ["a", "b", "c"], "name": ["Nike Men Blue Tshirts", "Puma Women Red Heels", "Belt"],
+                  "gender": ["Men", "Women", ""], "year": [2012, "", 2011],
+                  "image": [str(photo), "broken.jpg", ""]}).to_csv(inp, index=False)
+    out = taxonomy_predict.predict_taxonomy(tmp_path / "run", inp, tmp_path / "cache")
+    assert list(out["id"]) == ["a", "b", "c"]
+    assert out["image_used"].tolist() == [True, False, False]
+    assert out.attrs["image_fallbacks"] == 1
+    assert {"score", "decision", "masterCategory", "articleType"} <= set(out.columns)
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"name": ["x", "y"], "year": ["2012", "soon"]}).to_csv(bad, index=False)
+    with pytest.raises(DataError, match=r"bad\.csv, row 2, field 'year'"):
+        taxonomy_predict.predict_taxonomy(tmp_path / "run", bad, tmp_path / "cache")

@@ -109,6 +109,13 @@ def run(cfg: TaxonomyClassifierConfig, *, data_dir: str | Path | None, out_dir: 
     return run_to_folder(cfg, data_dir=data_dir, out_dir=Path(out_dir), cache_dir=cache_dir)
 
 
+def predict(run_dir: Path, input_path: Path, cache_dir: Path | None) -> Any:
+    """New products (CSV: name, attributes, optional image path) -> a label per level (see taxonomy_predict)."""
+    from polymodal.recipes.taxonomy_predict import predict_taxonomy
+
+    return predict_taxonomy(run_dir, input_path, cache_dir)
+
+
 RECIPE = REGISTRY.register(
     Recipe(
         name="taxonomy-classifier",
@@ -120,5 +127,6 @@ RECIPE = REGISTRY.register(
         data_licence="Myntra / Kaggle 'Fashion Product Images' (Param Aggarwal); Kaggle page lists MIT (unverified)",
         published=PUBLISHED,
         deviations=DEVIATIONS,
+        predictor=predict,
     )
 )
