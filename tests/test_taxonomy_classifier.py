@@ -117,3 +117,21 @@ def test_predict_reads_products_and_counts_image_fallbacks(tmp_path: Path, one_t
     pd.DataFrame({"name": ["x", "y"], "year": ["2012", "soon"]}).to_csv(bad, index=False)
     with pytest.raises(DataError, match=r"bad\.csv, row 2, field 'year'"):
         taxonomy_predict.predict_taxonomy(tmp_path / "run", bad, tmp_path / "cache")
+
+
+@pytest.mark.slow
+def test_real_subset_end_to_end(tmp_path: Path, one_torch_thread: None) -> None:
+    """1,500 real products (photos through the real EfficientNet-Lite0 and MiniLM, cached): the recipe row learns."""
+    data_dir = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (data_dir / "fashion_product_hierarchy").is_dir():
+        data_dir = Path("/work/shared/data")
+    if not (data_dir / "fashion_product_hierarchy").is_dir():
+        pytest.skip("fashion data not available")
+    cfg = apply_overrides(TaxonomyClassifierConfig, {
+        "max_products": 1500, "settings": ("transitional/all",), "baselines": ("majority",)},
+        protocol={"seeds": 1, "n_boot": 20})
+    result = run_to_folder(cfg, data_dir=data_dir, out_dir=tmp_path / "run")
+    rows = pd.DataFrame(result["rows"])
+    test = rows[(rows.split == "test") & (rows.subset == "all")].set_index(["model", "metric"])["mean"]
+    assert test[("transitional/all", "accuracy_masterCategory")] > 0.9
+    assert test[("transitional/all", "exact_match")] > test[("majority", "exact_match")] + 0.3

@@ -58,11 +58,13 @@ class TaxonomyClassifierConfig(BaseModel):
     dim: int = Field(128, description="projected width of each modality before fusion")
     hidden: int = Field(256, description="width of the hidden layer after fusion")
     dropout: float = Field(0.2, ge=0, lt=1, description="dropout on projections and the hidden layer")
-    tfidf_c_grid: tuple[float, ...] = Field((1.0, 10.0, 100.0), description="C grid of the TF-IDF logistic "
-                                            "regressions, chosen per level on validation accuracy")
-    probe_c_grid: tuple[float, ...] = Field((0.01, 0.1, 1.0), description="C grid of the image linear probe "
-                                            "(standardised features), chosen per level on validation accuracy")
-    logreg_max_iter: int = Field(300, description="iterations of every logistic regression")
+    tfidf_alpha_grid: tuple[float, ...] = Field(
+        (1e-6, 1e-5, 1e-4), description="L2 penalties of the TF-IDF logistic regressions (SGD, one-vs-rest), "
+        "chosen per level on validation accuracy")
+    probe_alpha_grid: tuple[float, ...] = Field(
+        (1e-4, 1e-3, 1e-2), description="L2 penalties of the image linear probe (standardised features), chosen "
+        "per level on validation accuracy")
+    logreg_max_iter: int = Field(30, description="epochs of every SGD logistic regression")
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(max_epochs=30, patience=4, batch_size=256, lr=1e-3, weight_decay=1e-4,
                                             threads=1),

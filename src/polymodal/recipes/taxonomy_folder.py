@@ -98,7 +98,8 @@ def render_report(cfg: Any, inputs: TaxonomyInputs, metrics: pd.DataFrame, comp:
         "## Deviations from the paper\n\n" + "\n".join(f"- {d}" for d in DEVIATIONS),
         "## Skipped and repaired source rows\n\n" + "\n".join(
             f"- {k}: {v['count']}" for k, v in inputs.data.skips.to_dict().items()),
-        "## Baseline selection (validation accuracy per C)\n\n```\n" + json.dumps(info.get("baselines", {}), indent=1)
+        "## Baseline selection (validation accuracy per L2 penalty alpha)\n\n```\n"
+        + json.dumps(info.get("baselines", {}), indent=1)
         + "\n```",
         "## Time\n\n" + "\n".join(f"- {k}: {v}" for k, v in {**inputs.timing, **info.get("seconds", {})}.items()),
     ]
