@@ -18,7 +18,6 @@ from polymodal.encoders.text import HashingTextEncoder
 from polymodal.errors import DataError
 from polymodal.evaluation.hierarchical_protocol import weighted_metrics
 from polymodal.recipes.taxonomy_classifier import TaxonomyClassifierConfig
-from polymodal.recipes.taxonomy_folder import run_to_folder
 from tests.fashion_synthetic import write_fashion
 
 
@@ -45,40 +44,54 @@ def test_weighted_metrics_equal_sklearn_on_an_explicit_resample() -> None:
     assert got["exact_match"] == pytest.approx(np.mean(np.all(t == p, axis=1)))
 
 
-def test_recipe_end_to_end_on_generated_data(tmp_path: Path, one_torch_thread: None) -> None:
+@pytest.fixture
+def tiny_encoders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe builds its configured frozen encoders; swap in a mean-colour image and a hashing text one."""
+    monkeypatch.setattr("polymodal.encoders.image.FrozenImageEncoder", lambda *a, **k: _encoders()[0])
+    monkeypatch.setattr("polymodal.encoders.text.SentenceTextEncoder", lambda *a, **k: _encoders()[1])
+
+
+def _run(tmp_path: Path, data: Path, overrides: dict, train: dict, protocol: dict) -> dict:
+    from polymodal.recipes.taxonomy_classifier import RECIPE
+    from polymodal.runs import run_recipe
+
+    cfg = apply_overrides(TaxonomyClassifierConfig, overrides, train=train, protocol=protocol)
+    return run_recipe(RECIPE, cfg, out_dir=tmp_path / "run", data_dir=data, cache_dir=tmp_path / "cache",
+                      progress=False)
+
+
+def test_recipe_end_to_end_on_generated_data(tmp_path: Path, one_torch_thread: None, tiny_encoders: None) -> None:
     data = write_fashion(tmp_path / "data", n=300)
-    cfg = apply_overrides(TaxonomyClassifierConfig, {
+    metrics = _run(tmp_path, data, {
         "settings": ("transitional/all", "flat/all", "transitional/image"),
         "baselines": ("majority", "tfidf-logreg/name", "linear-probe/image"),
         "dim": 16, "hidden": 32, "rare_min_count": 3},
         train={"max_epochs": 40, "patience": 8, "batch_size": 32, "lr": 3e-3}, protocol={"seeds": 2, "n_boot": 20})
-    image, text = _encoders()
-    result = run_to_folder(cfg, data_dir=data, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
-                           image_encoder=image, text_encoder=text)
     run = tmp_path / "run"
-    for f in ("config.json", "split.csv", "taxonomy.json", "predictions.csv.gz", "metrics.csv", "comparisons.csv",
-              "report.md", "model/network.pt", "model/model.json"):
+    for f in ("config.json", "split.csv", "metrics.json", "report.md", "artifacts/featurizer.json",
+              "jobs/transitional/all/seed_0/network.pt"):
         assert (run / f).is_file(), f
     split = pd.read_csv(run / "split.csv")
     assert split.id.is_unique and set(split.split) == {"train", "valid", "test"}
-    tax = Taxonomy.from_dict(json.loads((run / "taxonomy.json").read_text()))
+    tax = Taxonomy.from_dict(json.loads((run / "config.json").read_text())["task"]["spec"]["taxonomy"])
     if 1007 in set(split[split.split == "train"].id):
         assert tax.multi_parent()["articleType"] == {"Shirts": ["Belts", "Topwear"]}
-    pred = pd.read_csv(run / "predictions.csv.gz")
-    assert set(pred.columns) >= {"model", "kind", "seed", "split", "id", "level", "y_true", "y_pred", "confidence"}
-    assert not set(pred.loc[pred.split == "test", "id"]) & set(split.loc[split.split == "train", "id"])
-    rows = pd.DataFrame(result["rows"])
-    test = rows[(rows.split == "test") & (rows.subset == "all")].set_index(["model", "metric"])["mean"]
+    test = {m: r["splits"]["test"] for m, r in metrics["models"].items()}
     # The planted signal: article type is in the name and in the photo colour; the majority class is not.
-    assert test[("transitional/all", "accuracy_articleType")] > 0.9
-    assert test[("transitional/all", "exact_match")] > test[("majority", "exact_match")] + 0.4
-    photo = rows[(rows.split == "test") & (rows.subset == "with_photo")].set_index(["model", "metric"])["mean"]
-    assert photo[("transitional/image", "accuracy_articleType")] > 0.9
-    assert {"accuracy_articleType", "macro_f1_articleType", "exact_match", "consistency"} <= set(rows.metric)
-    comp = pd.DataFrame(result["comparisons"])
-    assert set(comp.model) == {"transitional/all"}
-    assert {"flat/all", "majority", "transitional/image"} <= set(comp.versus)
-    assert "Paired comparisons" in (run / "report.md").read_text()
+    assert test["transitional/all"]["accuracy_articleType"]["mean"] > 0.9
+    assert test["transitional/all"]["exact_match"]["mean"] > test["majority"]["exact_match"]["mean"] + 0.4
+    assert test["transitional/all"]["exact_match"]["ci_low"] <= test["transitional/all"]["exact_match"]["mean"]
+    photo = metrics["subsets"]["with_photo"]
+    assert photo["transitional/image"]["splits"]["test"]["accuracy_articleType"]["mean"] > 0.9
+    assert {"accuracy_articleType", "macro_f1_articleType", "exact_match", "consistency"} <= set(test["flat/all"])
+    comps = metrics["comparisons"]
+    assert {"transitional/all vs flat/all", "transitional/all vs majority"} <= {c["model"] for c in comps}
+    assert all("p_adjusted" in c for c in comps)
+    # polymodal eval reproduces metrics.json from the saved rows alone
+    from polymodal.runs import evaluate_run
+
+    _, differences = evaluate_run(run)
+    assert differences == []
 
 
 def test_config_rejects_unknown_keys_and_round_trips() -> None:
@@ -89,34 +102,30 @@ def test_config_rejects_unknown_keys_and_round_trips() -> None:
 
 
 def test_predict_reads_products_and_counts_image_fallbacks(tmp_path: Path, one_torch_thread: None,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from polymodal.recipes import taxonomy_predict
+                                                           tiny_encoders: None) -> None:
+    from polymodal.runs import load_run
 
     data = write_fashion(tmp_path / "data", n=120)
-    cfg = apply_overrides(TaxonomyClassifierConfig, {"settings": ("transitional/all",), "baselines": ("majority",),
-                                                     "dim": 8, "hidden": 8},
-                          train={"max_epochs": 2, "batch_size": 32}, protocol={"seeds": 1, "n_boot": 5})
-    image, text = _encoders()
-    run_to_folder(cfg, data_dir=data, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
-                  image_encoder=image, text_encoder=text)
-    # predict rebuilds the configured encoders; swap in the same tiny ones the run used.
-    monkeypatch.setattr("polymodal.encoders.image.FrozenImageEncoder", lambda *a, **k: _encoders()[0])
-    monkeypatch.setattr("polymodal.encoders.text.SentenceTextEncoder", lambda *a, **k: _encoders()[1])
+    _run(tmp_path, data, {"settings": ("transitional/all",), "baselines": ("majority",), "dim": 8, "hidden": 8},
+         train={"max_epochs": 2, "batch_size": 32}, protocol={"seeds": 2, "n_boot": 10})
+    predictor = load_run(tmp_path / "run").predictor(cache_dir=tmp_path / "cache")
+    assert len(predictor.example_input(3)) == 3
     inp = tmp_path / "new.csv"
     photo = next((data / "fashion_product_images" / "images").glob("*.jpg"))
     (tmp_path / "broken.jpg").write_bytes(b"no")
     pd.DataFrame({"id": ["a", "b", "c"], "name": ["Nike Men Blue Tshirts", "Puma Women Red Heels", "Belt"],
                   "gender": ["Men", "Women", ""], "year": [2012, "", 2011],
                   "image": [str(photo), "broken.jpg", ""]}).to_csv(inp, index=False)
-    out = taxonomy_predict.predict_taxonomy(tmp_path / "run", inp, tmp_path / "cache")
+    out = predictor.predict(predictor.read_input(inp))
     assert list(out["id"]) == ["a", "b", "c"]
     assert out["image_used"].tolist() == [True, False, False]
-    assert out.attrs["image_fallbacks"] == 1
-    assert {"score", "decision", "masterCategory", "articleType"} <= set(out.columns)
+    assert predictor.skips["image_unreadable"]["count"] == 1
+    assert {"masterCategory", "subCategory", "articleType", "confidence_articleType"} <= set(out.columns)
+    assert out["confidence_articleType"].between(0, 1).all()
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"name": ["x", "y"], "year": ["2012", "soon"]}).to_csv(bad, index=False)
     with pytest.raises(DataError, match=r"bad\.csv, row 2, field 'year'"):
-        taxonomy_predict.predict_taxonomy(tmp_path / "run", bad, tmp_path / "cache")
+        predictor.read_input(bad)
 
 
 @pytest.mark.slow
@@ -130,8 +139,10 @@ def test_real_subset_end_to_end(tmp_path: Path, one_torch_thread: None) -> None:
     cfg = apply_overrides(TaxonomyClassifierConfig, {
         "max_products": 1500, "settings": ("transitional/all",), "baselines": ("majority",)},
         protocol={"seeds": 1, "n_boot": 20})
-    result = run_to_folder(cfg, data_dir=data_dir, out_dir=tmp_path / "run")
-    rows = pd.DataFrame(result["rows"])
-    test = rows[(rows.split == "test") & (rows.subset == "all")].set_index(["model", "metric"])["mean"]
-    assert test[("transitional/all", "accuracy_masterCategory")] > 0.9
-    assert test[("transitional/all", "exact_match")] > test[("majority", "exact_match")] + 0.3
+    from polymodal.recipes.taxonomy_classifier import RECIPE
+    from polymodal.runs import run_recipe
+
+    metrics = run_recipe(RECIPE, cfg, out_dir=tmp_path / "run", data_dir=data_dir, progress=False)
+    test = {m: r["splits"]["test"] for m, r in metrics["models"].items()}
+    assert test["transitional/all"]["accuracy_masterCategory"]["mean"] > 0.9
+    assert test["transitional/all"]["exact_match"]["mean"] > test["majority"]["exact_match"]["mean"] + 0.3

@@ -137,8 +137,11 @@ def _mean_dicts(dicts: Sequence[dict[str, float]]) -> dict[str, float]:
 
 def evaluate_hierarchical(predictions: pd.DataFrame, taxonomy: Taxonomy, *, n_boot: int = 200, seed: int = 0,
                           reference: str | None = None, pairs: Sequence[tuple[str, str]] = (),
-                          alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          alpha: float = 0.05, subsets: Sequence[str] = SUBSETS,
+                          compare: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metric rows and paired-comparison rows.
+
+    ``subsets``: which of :data:`SUBSETS` to evaluate; ``compare=False`` skips the comparisons.
 
     Returns:
         metrics: columns model, kind, selection, subset, condition, split, metric, mean, std, ci_low, ci_high,
@@ -151,7 +154,7 @@ def evaluate_hierarchical(predictions: pd.DataFrame, taxonomy: Taxonomy, *, n_bo
     rng = np.random.default_rng(seed)
     rows_out = []
     for (model, split), block in sorted(blocks.items()):
-        for subset in SUBSETS:
+        for subset in subsets:
             rows = np.flatnonzero(_subset_mask(block, subset))
             if len(rows) == 0:
                 continue
@@ -169,6 +172,8 @@ def evaluate_hierarchical(predictions: pd.DataFrame, taxonomy: Taxonomy, *, n_bo
                                  "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                                  "ci_low": float(lo), "ci_high": float(hi), "per_seed": vals, "n": len(rows)})
     metrics = pd.DataFrame(rows_out)
+    if not compare:
+        return metrics, pd.DataFrame()
     all_pairs = list(pairs)
     if reference is not None:
         all_pairs = [(reference, m) for m in sorted(kinds) if m != reference] + all_pairs

@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from polymodal.config import ProtocolConfig, TrainConfig
@@ -103,19 +104,84 @@ PUBLISHED = (
 )
 
 
-def run(cfg: TaxonomyClassifierConfig, *, data_dir: str | Path | None, out_dir: str | Path,
-        cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train every setting and baseline, evaluate, and write the run folder; returns the metrics dict."""
-    from polymodal.recipes.taxonomy_folder import run_to_folder  # heavier imports only when a run starts
-
-    return run_to_folder(cfg, data_dir=data_dir, out_dir=Path(out_dir), cache_dir=cache_dir)
+RECIPE_MODEL = "transitional/all"
+EXTRA_PAIRS = (("transitional/all-masked-name", "transitional/masked-name"),
+               ("transitional/all-masked-name", "tfidf-logreg/masked-name"),
+               ("transitional/image", "linear-probe/image"))
 
 
-def predict(run_dir: Path, input_path: Path, cache_dir: Path | None) -> Any:
-    """New products (CSV: name, attributes, optional image path) -> a label per level (see taxonomy_predict)."""
-    from polymodal.recipes.taxonomy_predict import predict_taxonomy
+def build(cfg: TaxonomyClassifierConfig, *, data_dir: str | Path | None, cache_dir: str | Path | None = None) -> Any:
+    """Load both fashion folders, split, build the taxonomy and features, and hand the runner one job per
+    (setting, seed) plus one job per baseline."""
+    from functools import partial
 
-    return predict_taxonomy(run_dir, input_path, cache_dir)
+    from polymodal.data.paths import resolve_cache_dir, resolve_data_dir
+    from polymodal.recipes.taxonomy_features import prepare_inputs
+    from polymodal.recipes.taxonomy_run import BASELINES, SETTINGS, baseline_job, fit_options, network_job
+    from polymodal.runs.problem import Job, Problem
+    from polymodal.tasks.hierarchical import HierarchicalTask
+
+    for name in cfg.settings:
+        if name not in SETTINGS:
+            raise ValueError(f"unknown setting {name!r}; known: {', '.join(SETTINGS)}")
+    for name in cfg.baselines:
+        if name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    inputs = prepare_inputs(cfg, resolve_data_dir(data_dir), resolve_cache_dir(cache_dir))
+    splits = ("valid", "test")
+    options = fit_options(cfg)
+    jobs = [Job(f"{name}/seed_{seed}", partial(network_job, inputs=inputs, setting=name, options=options,
+                                               splits=splits, rare_min_count=cfg.rare_min_count,
+                                               save=name == RECIPE_MODEL),
+                seed=seed, parallel=False, label=f"{name} seed {seed}")
+            for name in cfg.settings for seed in range(cfg.protocol.seeds)]
+    jobs += [Job(f"baselines/{name}", partial(baseline_job, inputs=inputs, name=name, cfg=cfg, splits=splits,
+                                              seeds=cfg.protocol.seeds), parallel=False, label=name)
+             for name in cfg.baselines]
+    tax = inputs.taxonomy
+    headline = RECIPE_MODEL if RECIPE_MODEL in cfg.settings else (cfg.settings[0] if cfg.settings else "majority")
+    task = HierarchicalTask(headline=headline, selections=("valid",), n_boot=cfg.protocol.n_boot, seed=0,
+                            taxonomy=tax.to_dict(),
+                            pairs=[p for p in EXTRA_PAIRS if set(p) <= set(cfg.settings) | set(cfg.baselines)])
+    p = inputs.products
+    photos = inputs.blocks["image"][1]
+    sizes = {s: {"products": int((p.split == s).sum()), "with_photo": int(photos[inputs.rows(s)].sum())}
+             for s in ("train", "valid", "test")}
+    test = p[p.split == "test"].head(5)
+    example = [{"id": str(r.id), "name": r.name, "gender": r.gender, "baseColour": r.baseColour, "season": r.season,
+                "usage": r.usage, "year": None if pd.isna(r.year) else int(r.year), "image": r.image or ""}
+               for r in test.itertuples()]
+    in_dims = {b: int(inputs.blocks[b][0].shape[1]) for b in SETTINGS[RECIPE_MODEL].blocks}
+    level_sizes = ", ".join(f"{lv} {k}" for lv, k in zip(tax.levels, tax.sizes, strict=True))
+    return Problem(
+        task=task,
+        jobs=jobs,
+        dataset={"description": "Myntra fashion products: names and attributes (fashion_product_hierarchy) and "
+                                "photos (fashion_product_images)", "version": "styles_merged.csv + manifest.csv",
+                 "sizes": sizes, "files": inputs.data.files},
+        split_manifest=p[["id", "split"]].assign(id=p["id"].astype(str)),
+        notes=[f"Taxonomy from the training split: {level_sizes} classes; a label seen under several parents "
+               "keeps every parent edge.",
+               f"Rare classes (< {cfg.rare_min_count} training examples) are kept; the 'rare' subset holds the "
+               "products whose true articleType is rare or unseen in training.",
+               "Names with every article-type word removed ('masked-name') test whether the photo carries the "
+               "signal when the name no longer states the label."],
+        skips=inputs.data.skips.to_dict(),
+        extra={"feature_timing": inputs.timing, "multi_parent": tax.multi_parent()},
+        artifacts={"featurizer": {"attributes": inputs.attributes.to_dict() if inputs.attributes else None,
+                                  "class_words": sorted(inputs.words), "in_dims": in_dims,
+                                  "network": {"head": SETTINGS[RECIPE_MODEL].head,
+                                              "fusion": SETTINGS[RECIPE_MODEL].fusion, "dim": cfg.dim,
+                                              "hidden": cfg.hidden, "dropout": cfg.dropout}},
+                   "example_input": {"rows": example}},
+    )
+
+
+def _predictor(run_dir: Path, cache_dir: Path | None = None) -> Any:
+    """``polymodal predict``: a :class:`~polymodal.recipes.taxonomy_predict.TaxonomyPredictor` for the run."""
+    from polymodal.recipes.taxonomy_predict import TaxonomyPredictor
+
+    return TaxonomyPredictor(run_dir, cache_dir)
 
 
 RECIPE = REGISTRY.register(
@@ -125,10 +191,16 @@ RECIPE = REGISTRY.register(
                     "COLING 2025"),
         summary="Hierarchical product classification (master / sub / article type) from photo, name and attributes",
         config_cls=TaxonomyClassifierConfig,
-        runner=run,
+        build=build,
+        predictor=_predictor,
         data_licence="Myntra / Kaggle 'Fashion Product Images' (Param Aggarwal); Kaggle page lists MIT (unverified)",
         published=PUBLISHED,
         deviations=DEVIATIONS,
-        predictor=predict,
     )
 )
+
+
+def _predictor(run_dir: Path, cache_dir: Path | None) -> Any:
+    from polymodal.recipes.taxonomy_predict import TaxonomyPredictor
+
+    return TaxonomyPredictor(run_dir, cache_dir)

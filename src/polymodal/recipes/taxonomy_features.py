@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import OneHotEncoder
 
 from polymodal.data.sources.fashion import (
     CATEGORICAL_ATTRIBUTES,
@@ -29,24 +28,49 @@ from polymodal.data.taxonomy import Taxonomy, class_words, mask_class_words
 class AttributeEncoder:
     """Tabular encoder: one-hot gender / colour / season / usage plus standardised year and a missing flag.
 
-    Fitted on training rows; an unseen category encodes as all zeros in its block.
+    Fitted on training rows; an unseen category encodes as all zeros in its block. Its fitted state is
+    plain JSON (:meth:`to_dict`), so a run folder never needs a pickle.
     """
 
+    def __init__(self, categories: dict[str, list[str]] | None = None, year_mean: float = 0.0,
+                 year_std: float = 1.0) -> None:
+        self.categories = categories or {}
+        self.year_mean = year_mean
+        self.year_std = year_std
+
     def fit(self, frame: pd.DataFrame) -> AttributeEncoder:
-        self.onehot_ = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
-        self.onehot_.fit(frame[list(CATEGORICAL_ATTRIBUTES)].astype(str))
+        self.categories = {a: sorted(frame[a].astype(str).unique()) for a in CATEGORICAL_ATTRIBUTES}
         year = frame["year"].astype(float)
-        self.year_mean_ = float(np.nanmean(year))
-        self.year_std_ = float(np.nanstd(year)) or 1.0
+        self.year_mean = float(np.nanmean(year))
+        self.year_std = float(np.nanstd(year)) or 1.0
         return self
+
+    @property
+    def dim(self) -> int:
+        return sum(len(c) for c in self.categories.values()) + 2
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """(N, n_categories + 2) float32."""
-        cats = self.onehot_.transform(frame[list(CATEGORICAL_ATTRIBUTES)].astype(str))
+        out = np.zeros((len(frame), self.dim), dtype=np.float32)
+        offset = 0
+        for attr in CATEGORICAL_ATTRIBUTES:
+            index = {c: i for i, c in enumerate(self.categories[attr])}
+            cols = np.array([index.get(str(v), -1) for v in frame[attr]])
+            hit = cols >= 0
+            out[np.flatnonzero(hit), offset + cols[hit]] = 1.0
+            offset += len(index)
         year = frame["year"].astype(float).to_numpy()
         missing = np.isnan(year)
-        z = np.where(missing, 0.0, (year - self.year_mean_) / self.year_std_)
-        return np.concatenate([cats, z[:, None], missing[:, None]], axis=1).astype(np.float32)
+        out[:, offset] = np.where(missing, 0.0, (year - self.year_mean) / self.year_std)
+        out[:, offset + 1] = missing
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"categories": self.categories, "year_mean": self.year_mean, "year_std": self.year_std}
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> AttributeEncoder:
+        return cls(obj["categories"], obj["year_mean"], obj["year_std"])
 
 
 @dataclass
@@ -69,6 +93,7 @@ class TaxonomyInputs:
     data: FashionData
     timing: dict[str, float] = field(default_factory=dict)
     words: frozenset[str] = frozenset()
+    attributes: AttributeEncoder | None = None
 
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.products["split"].to_numpy() == split)
@@ -117,4 +142,4 @@ def prepare_inputs(cfg: Any, data_root: Path, cache_root: Path, *, image_encoder
     tab = AttributeEncoder().fit(train)
     blocks["tabular"] = (tab.transform(products), np.ones(len(products), dtype=bool))
     timing["cache"] = cache.stats.as_dict()  # type: ignore[assignment]
-    return TaxonomyInputs(products, taxonomy, targets, blocks, data, timing, words)
+    return TaxonomyInputs(products, taxonomy, targets, blocks, data, timing, words, tab)

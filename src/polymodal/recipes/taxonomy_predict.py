@@ -4,15 +4,13 @@ Input CSV columns: ``name`` (required), ``id``, ``gender``, ``baseColour``, ``se
 ``year`` and ``image`` (a path, absolute or relative to the CSV; may be empty) optional. A bad row
 (non-numeric year, an empty name) is a :class:`~polymodal.errors.DataError` naming file, row and
 field; a missing or unreadable image falls back to name and attributes and is counted
-(``frame.attrs["image_fallbacks"]``, also a column ``image_used``).
+(``TaxonomyPredictor.skips``, and the column ``image_used``).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from polymodal.data.sources.fashion import (
 from polymodal.data.splits import SkipReport
 from polymodal.data.taxonomy import Taxonomy
 from polymodal.errors import DataError, MissingDataError
+from polymodal.io import read_run_json
 from polymodal.training.hierarchical import TaxonomyNetwork, predict_log_probs
 
 
@@ -62,57 +61,84 @@ def read_products(path: Path) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def predict_taxonomy(run_dir: str | Path, input_path: str | Path, cache_dir: str | Path | None = None) -> pd.DataFrame:
-    """Labels per level with the run's saved recipe network (seed 0).
+class TaxonomyPredictor:
+    """Labels per level for new products with a finished run's recipe networks (mean probability over seeds).
 
-    Returns:
-        columns id, score (articleType probability), decision (articleType), masterCategory, subCategory,
-        articleType, confidence_<level>, image_used;
-        ``attrs["image_fallbacks"]`` counts products whose image was missing or unreadable.
+    Uses the run's fitted attribute encoder and taxonomy (JSON artifacts) and the configured frozen encoders
+    through the embedding cache. ``skips`` counts image fallbacks after :meth:`predict`.
     """
-    from polymodal.encoders.cache import EmbeddingCache
-    from polymodal.encoders.image import FrozenImageEncoder, ImageTransform
-    from polymodal.encoders.text import SentenceTextEncoder
 
-    run_dir = Path(run_dir)
-    model_dir = run_dir / "model"
-    if not (model_dir / "network.pt").is_file():
-        raise MissingDataError(f"{run_dir} has no saved taxonomy-classifier model (model/network.pt)")
-    cfg = json.loads((run_dir / "config.json").read_text())
-    spec = json.loads((model_dir / "model.json").read_text())
-    taxonomy = Taxonomy.from_dict(json.loads((run_dir / "taxonomy.json").read_text()))
-    with open(model_dir / "attributes.pkl", "rb") as fh:
-        attributes = pickle.load(fh)  # our own run folder's fitted encoder
-    products = read_products(Path(input_path))
-    cache = EmbeddingCache(resolve_cache_dir(cache_dir) / "embeddings")
-    skips = SkipReport()
-    with_image = products["image"].notna()
-    image_encoder = FrozenImageEncoder(cfg["image_backbone"], ImageTransform(size=cfg["image_size"],
-                                                                              resize=cfg["image_resize"]))
-    feats, has = fashion_image_features(list(products["image"]), cache, image_encoder, skips=skips)
-    names = [str(x) for x in products["name"]]
-    blocks: dict[str, tuple[np.ndarray, np.ndarray]] = {
-        "image": (feats, has),
-        "name": (cache.encode(SentenceTextEncoder(cfg["text_model"]), names), np.ones(len(names), dtype=bool)),
-        "tabular": (attributes.transform(products), np.ones(len(names), dtype=bool)),
-    }
-    network = TaxonomyNetwork(spec["in_dims"], taxonomy.sizes,
-                              [torch.as_tensor(taxonomy.transition(i)) for i in range(len(LEVELS) - 1)],
-                              head=spec["head"], fusion=spec["fusion"], dim=spec["dim"], hidden=spec["hidden"],
-                              dropout=spec["dropout"])
-    network.load_state_dict(torch.load(model_dir / "network.pt", weights_only=True))
-    lps = predict_log_probs(network, {b: blocks[b] for b in spec["in_dims"]})
-    out: dict[str, Any] = {"id": products["id"]}
-    for i, level in enumerate(LEVELS):
-        out[level] = taxonomy.decode(i, lps[i].argmax(1))
-    for i, level in enumerate(LEVELS):
-        out[f"confidence_{level}"] = np.exp(lps[i].max(1))
-    out["image_used"] = has
-    # The CLI's contract: score = the article type's probability, decision = the article type.
-    out["score"] = out["confidence_articleType"]
-    out["decision"] = out["articleType"]
-    frame = pd.DataFrame(out)
-    frame.attrs["columns"] = ["id", "score", "decision", *LEVELS, *(f"confidence_{lv}" for lv in LEVELS), "image_used"]
-    frame.attrs["image_fallbacks"] = int((with_image.to_numpy() & ~has).sum())
-    frame.attrs["skips"] = skips.to_dict()
-    return frame
+    def __init__(self, run_dir: str | Path, cache_dir: str | Path | None = None) -> None:
+        from polymodal.recipes.taxonomy_classifier import RECIPE_MODEL, TaxonomyClassifierConfig
+        from polymodal.recipes.taxonomy_features import AttributeEncoder
+
+        self.run_dir = Path(run_dir)
+        config = read_run_json(self.run_dir / "config.json")
+        self.cfg = TaxonomyClassifierConfig.model_validate(config["options"])
+        self.taxonomy = Taxonomy.from_dict(config["task"]["spec"]["taxonomy"])
+        state = read_run_json(self.run_dir / "artifacts" / "featurizer.json")
+        if not state.get("attributes"):
+            raise DataError("no fitted attribute encoder", file=self.run_dir / "artifacts" / "featurizer.json",
+                            field="attributes")
+        self.attributes = AttributeEncoder.from_dict(state["attributes"])
+        self.in_dims = {str(k): int(v) for k, v in state["in_dims"].items()}
+        self.network_spec = state["network"]
+        self.cache_dir = cache_dir
+        self.model_name = RECIPE_MODEL
+        self.skips: dict[str, Any] = {}
+        self.threshold = None
+
+    def read_input(self, path: Path) -> pd.DataFrame:
+        return read_products(Path(path))
+
+    def example_input(self, n: int = 5) -> pd.DataFrame:
+        rows = read_run_json(self.run_dir / "artifacts" / "example_input.json")
+        return pd.DataFrame(rows["rows"]).head(n)
+
+    def _networks(self) -> list[TaxonomyNetwork]:
+        nets = []
+        for seed in range(self.cfg.protocol.seeds):
+            path = self.run_dir / "jobs" / self.model_name / f"seed_{seed}" / "network.pt"
+            if not path.is_file():
+                raise MissingDataError(f"{path} not found: the run folder is incomplete")
+            net = TaxonomyNetwork(self.in_dims, self.taxonomy.sizes,
+                                  [torch.as_tensor(self.taxonomy.transition(i)) for i in range(len(LEVELS) - 1)],
+                                  **self.network_spec)
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            nets.append(net)
+        return nets
+
+    def predict(self, products: pd.DataFrame) -> pd.DataFrame:
+        """Columns id, masterCategory, subCategory, articleType, confidence_<level>, image_used."""
+        from polymodal.encoders.cache import EmbeddingCache
+        from polymodal.encoders.image import FrozenImageEncoder, ImageTransform
+        from polymodal.encoders.text import SentenceTextEncoder
+
+        if "image" not in products.columns:
+            products = products.assign(image=None)
+        products = products.assign(image=[None if (x is None or (isinstance(x, float) and math.isnan(x))
+                                                   or not str(x).strip()) else str(x) for x in products["image"]])
+        cache = EmbeddingCache(resolve_cache_dir(self.cache_dir) / "embeddings")
+        skips = SkipReport()
+        encoder = FrozenImageEncoder(self.cfg.image_backbone, ImageTransform(size=self.cfg.image_size,
+                                                                             resize=self.cfg.image_resize))
+        feats, has = fashion_image_features(list(products["image"]), cache, encoder, skips=skips)
+        names = [str(x) for x in products["name"]]
+        n = len(names)
+        blocks = {"image": (feats, has),
+                  "name": (cache.encode(SentenceTextEncoder(self.cfg.text_model), names), np.ones(n, dtype=bool)),
+                  "tabular": (self.attributes.transform(products), np.ones(n, dtype=bool))}
+        probs = None
+        for net in self._networks():
+            lps = predict_log_probs(net, {b: blocks[b] for b in self.in_dims})
+            p = [np.exp(lp) for lp in lps]
+            probs = p if probs is None else [a + b for a, b in zip(probs, p, strict=True)]
+        assert probs is not None
+        out: dict[str, Any] = {"id": [str(x) for x in products["id"]]}
+        for i, level in enumerate(LEVELS):
+            out[level] = self.taxonomy.decode(i, probs[i].argmax(1))
+        for i, level in enumerate(LEVELS):
+            out[f"confidence_{level}"] = probs[i].max(1) / self.cfg.protocol.seeds
+        out["image_used"] = has
+        self.skips = skips.to_dict()
+        return pd.DataFrame(out)

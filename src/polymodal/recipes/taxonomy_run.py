@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -202,9 +203,7 @@ def run_taxonomy(inputs: TaxonomyInputs, cfg: Any, *, settings: Sequence[str] | 
     for b in baselines:
         if b not in BASELINES:
             raise ValueError(f"unknown baseline {b!r}; known: {', '.join(BASELINES)}")
-    options = FitOptions(dim=cfg.dim, hidden=cfg.hidden, dropout=cfg.dropout, lr=cfg.train.lr,
-                         weight_decay=cfg.train.weight_decay, batch_size=cfg.train.batch_size,
-                         max_epochs=cfg.train.max_epochs, patience=cfg.train.patience)
+    options = fit_options(cfg)
     seeds = list(range(cfg.protocol.seeds))
     frames: list[pd.DataFrame] = []
     info: dict[str, Any] = {"fits": {}, "baselines": {}, "seconds": {}, "models": {}}
@@ -238,3 +237,43 @@ def run_taxonomy(inputs: TaxonomyInputs, cfg: Any, *, settings: Sequence[str] | 
     finally:
         torch.set_num_threads(saved_threads)
     return pd.concat(frames, ignore_index=True), info
+
+
+# --------------------------------------------------------------------------- jobs for the one runner
+
+
+def network_job(ctx: Any, *, inputs: TaxonomyInputs, setting: str, options: FitOptions, splits: Sequence[str],
+                rare_min_count: int, save: bool = False) -> Any:
+    """One (setting, seed): train, predict valid and test; ``save`` writes the weights to the job folder."""
+    from polymodal.runs.problem import JobResult
+
+    saved = torch.get_num_threads()
+    if ctx.train.threads:
+        torch.set_num_threads(ctx.train.threads)
+    try:
+        frames, info, model = _network_rows(inputs, SETTINGS[setting], ctx.seed, options, splits, rare_min_count)
+    finally:
+        torch.set_num_threads(saved)
+    if save:
+        from polymodal.io import atomic_path
+
+        with atomic_path(Path(ctx.dir) / "network.pt") as tmp:
+            torch.save(model.state_dict(), tmp)
+    return JobResult(pd.concat(frames, ignore_index=True), info=info)
+
+
+def baseline_job(ctx: Any, *, inputs: TaxonomyInputs, name: str, cfg: Any, splits: Sequence[str], seeds: int) -> Any:
+    """One deterministic baseline, its rows repeated under every seed (so comparisons pair seed by seed)."""
+    from polymodal.runs.problem import JobResult
+
+    out, info = _baseline_rows(inputs, name, cfg, splits)
+    kind = "trivial" if name == "majority" else "baseline"
+    frames = [_frame(inputs, rows, preds, conf, name, kind, seed, split, cfg.rare_min_count)
+              for seed in range(seeds) for split, (rows, preds, conf) in out.items()]
+    return JobResult(pd.concat(frames, ignore_index=True), info={"selection": info})
+
+
+def fit_options(cfg: Any) -> FitOptions:
+    return FitOptions(dim=cfg.dim, hidden=cfg.hidden, dropout=cfg.dropout, lr=cfg.train.lr,
+                      weight_decay=cfg.train.weight_decay, batch_size=cfg.train.batch_size,
+                      max_epochs=cfg.train.max_epochs, patience=cfg.train.patience)
