@@ -49,6 +49,8 @@ class TaxonomyClassifierConfig(BaseModel):
     text_model: str = Field(MINILM_ID, description="frozen sentence encoder of product names")
     on_bad_row: Literal["raise", "skip"] = Field("raise", description="a bad source row raises or is a counted skip")
     max_products: int = Field(0, ge=0, description="0 = all; otherwise a seeded random subset (smoke runs)")
+    max_id: int = Field(0, ge=0, description="0 = all; otherwise only products with id <= max_id (partial runs; "
+                        "ids are not random: low ids are the older catalogue)")
     split_seed: int = Field(0, description="seed of the one stratified train/valid/test split (saved in the run)")
     valid_fraction: float = Field(0.1, gt=0, lt=1, description="share of products in validation")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share of products in test")

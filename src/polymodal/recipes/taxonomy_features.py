@@ -113,6 +113,8 @@ def prepare_inputs(cfg: Any, data_root: Path, cache_root: Path, *, image_encoder
     t = time.perf_counter()
     data = load_fashion(data_root, on_bad_row=cfg.on_bad_row)
     products = data.products.copy()
+    if cfg.max_id:
+        products = products[products["id"] <= cfg.max_id].reset_index(drop=True)
     if cfg.max_products:
         products = products.sample(n=min(cfg.max_products, len(products)), random_state=cfg.split_seed)
         products = products.sort_values("id").reset_index(drop=True)
