@@ -146,3 +146,19 @@ def test_real_subset_end_to_end(tmp_path: Path, one_torch_thread: None) -> None:
     test = {m: r["splits"]["test"] for m, r in metrics["models"].items()}
     assert test["transitional/all"]["accuracy_masterCategory"]["mean"] > 0.9
     assert test["transitional/all"]["exact_match"]["mean"] > test["majority"]["exact_match"]["mean"] + 0.3
+
+
+def test_report_sections_render_subsets_and_comparisons() -> None:
+    from polymodal.tasks.hierarchical import HierarchicalTask
+
+    tax = Taxonomy.from_frame(pd.DataFrame({"a": ["A"], "b": ["x"]}), ["a", "b"])
+    task = HierarchicalTask(headline="m", taxonomy=tax.to_dict())
+    stats = {"mean": 0.5, "std": 0.0, "ci_low": 0.4, "ci_high": 0.6, "per_seed": [0.5]}
+    metrics = {"subsets": {"with_photo": {"m": {"kind": "recipe", "n": {"test": 7},
+                                                "splits": {"test": {"exact_match": stats}}}}},
+               "comparisons": [{"model": "m vs k", "subset": "all", "metric": "exact_match", "mean": 0.1,
+                                "ci_low": 0.05, "ci_high": 0.15, "p_value": 0.01, "p_adjusted": 0.02,
+                                "verdict": "better", "n": 7}]}
+    text = "\n".join(task.report_sections(metrics))
+    assert "| m | recipe | 7 |" in text and "0.5000 (0.4000-0.6000)" in text
+    assert "| m vs k | all | exact_match | +0.1000 |" in text

@@ -114,13 +114,27 @@ class HierarchicalTask(Task):
                                      "multi_parent": self.taxonomy.multi_parent()}}
 
     def report_sections(self, metrics: Mapping[str, Any]) -> list[str]:
+        """Test tables of the photo / rare subsets, then the paired comparisons."""
+        sections = []
+        shown = ("accuracy_masterCategory", "accuracy_subCategory", "accuracy_articleType", "macro_f1_articleType",
+                 "exact_match", "consistency", "hierarchical_f1")
+        for subset, models in (metrics.get("subsets") or {}).items():
+            lines = [f"## Test, subset {subset}", "", "| model | kind | n | " + " | ".join(shown) + " |",
+                     "|" + "---|" * (len(shown) + 3)]
+            for model, res in models.items():
+                test = res["splits"].get("test", {})
+                cells = [f"{test[m]['mean']:.4f}" + (f" ({test[m]['ci_low']:.4f}-{test[m]['ci_high']:.4f})"
+                                                     if test[m].get("ci_low") is not None else "")
+                         if m in test else "" for m in shown]
+                lines.append(f"| {model} | {res['kind']} | {res['n'].get('test', '')} | " + " | ".join(cells) + " |")
+            sections.append("\n".join(lines))
         comps = metrics.get("comparisons") or []
         if not comps:
-            return []
+            return sections
         lines = ["## Paired comparisons (test; difference of seed means, 95% bootstrap CI, Holm per metric)", "",
                  "| comparison | subset | metric | diff | 95% CI | p (Holm) | verdict | n |", "|" + "---|" * 8]
         for c in comps:
             lines.append(f"| {c['model']} | {c['subset']} | {c['metric']} | {c['mean']:+.4f} | "
                          f"{c['ci_low']:+.4f} to {c['ci_high']:+.4f} | {c['p_value']:.3g} ({c['p_adjusted']:.3g}) | "
                          f"{c['verdict']} | {c['n']} |")
-        return ["\n".join(lines)]
+        return [*sections, "\n".join(lines)]
