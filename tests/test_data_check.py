@@ -44,7 +44,9 @@ def _data_dir(tmp_path: Path) -> Path:
     (tmp_path / "MELD_text").mkdir()
     for name in ("train_sent_emo.csv", "dev_sent_emo.csv"):
         (tmp_path / "MELD_text" / name).write_text("a,b\n1,2\n", encoding="utf-8")
-    (tmp_path / "ph2" / "images").mkdir(parents=True)
+    (tmp_path / "fashion_product_images" / "images").mkdir(parents=True)
+    (tmp_path / "fashion_product_images" / "images" / "1163.jpg").write_bytes(b"\xff\xd8")
+    (tmp_path / "ph2" / "images").mkdir(parents=True)  # a folder with a reader, without its table
     (tmp_path / "ph2" / "images" / "IMD002.jpg").write_bytes(b"\xff\xd8")
     (tmp_path / "movielens_latest_small").mkdir()  # present but empty
     return tmp_path
@@ -66,7 +68,8 @@ def test_statuses_sizes_and_skips(tmp_path: Path) -> None:
     assert datasets["TOP ICD-10 tables"]["status"] == "partial"  # no icd2ccs.txt
 
     assert datasets["MELD_text"] == {"status": "ok", "details": "2 files"}
-    assert datasets["ph2"] == {"status": "ok", "details": "1 file"}  # counted recursively
+    assert datasets["fashion_product_images"] == {"status": "ok", "details": "1 file"}  # counted recursively
+    assert datasets["ph2"]["status"] == "partial" and "ph2_concepts.csv not found" in datasets["ph2"]["details"]
     assert datasets["movielens_latest_small"]["status"] == "missing"
     assert datasets["Time-MMD"]["status"] == "missing"
     assert set(OTHER_DATASETS) <= set(datasets)

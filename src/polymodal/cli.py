@@ -84,6 +84,10 @@ def run(
     max_epochs: Annotated[int | None, typer.Option("--max-epochs", min=1, help="Most epochs per model.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Jobs trained at once, one process each.")
                        ] = None,
+    accelerator: Annotated[str | None, typer.Option(
+        "--accelerator", help="cpu, gpu or auto (a GPU when one is present; the default).")] = None,
+    precision: Annotated[str | None, typer.Option(
+        "--precision", help="32-true (default), bf16-mixed or 16-mixed.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="JSON file of recipe options.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run with other options in --out.")
                          ] = False,
@@ -108,7 +112,8 @@ def run(
     overrides: dict[str, Any] = _read_config_file(config) if config else {}
     overrides.update(_parse_extra(ctx.args))
     train_overrides = {k: v for k, v in {"devices": devices, "num_nodes": num_nodes, "max_epochs": max_epochs,
-                                         "workers": workers}.items() if v is not None}
+                                         "workers": workers, "accelerator": accelerator,
+                                         "precision": precision}.items() if v is not None}
     progress = not (quiet or as_json)
     if not progress:
         train_overrides["progress"] = False
@@ -142,6 +147,8 @@ def recipe_help(entry: Any) -> str:
                        ("--out DIR", f"run folder (default runs/{entry.name})"),
                        ("--seeds N", "training seeds (protocol.seeds)"), ("--max-epochs N", "train.max_epochs"),
                        ("--workers N", "jobs trained at once (train.workers)"), ("--devices N", "DDP processes"),
+                       ("--accelerator A", "cpu, gpu or auto (train.accelerator)"),
+                       ("--precision P", "32-true, bf16-mixed, 16-mixed (train.precision)"),
                        ("--config FILE", "JSON file of recipe options"),
                        ("--overwrite", "replace a run with other options in --out"),
                        ("--print-config", "print the resolved config and exit"),
@@ -364,15 +371,33 @@ def main() -> None:
     error (bad data, bad options: the message names the file, row and field); 130 interrupted (Ctrl-C).
     """
     import os
+    import signal
 
     from polymodal.errors import PolymodalError
 
     # typer ships its own copy of click: take its exception classes from typer, not from `click`
     click_exceptions = sys.modules[typer.BadParameter.__module__]
+    interrupted = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        # Lightning turns a KeyboardInterrupt during fit into sys.exit(1): remember that it was one
+        interrupted.append(True)
+        signal.default_int_handler(signum, frame)
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_sigint)
     code = 0
     try:
         result = app(standalone_mode=False)
         code = result if isinstance(result, int) else 0
+        if code == 130:  # typer turned a Ctrl-C into an exit code: say so
+            _error("interrupted: rerun the same command to resume")
+    except SystemExit as exc:
+        if not interrupted:
+            raise
+        _error("interrupted: rerun the same command to resume")
+        code = 130
+        del exc
     except (PolymodalError, UsageError) as exc:
         _error(str(exc))
         code = 2
@@ -384,6 +409,8 @@ def main() -> None:
         code = 130
     except typer.Exit as exc:
         code = exc.exit_code
+        if code == 130:
+            _error("interrupted: rerun the same command to resume")
     except click_exceptions.NoArgsIsHelpError as exc:  # `polymodal`, `polymodal data`: help is the answer
         print(exc.ctx.get_help() if exc.ctx else str(exc), file=sys.stderr)
         code = 2

@@ -25,7 +25,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     devices: int = Field(1, ge=1, description="processes/GPUs for DDP (Lightning)")
     num_nodes: int = Field(1, ge=1, description="nodes for multi-node DDP")
-    accelerator: Literal["cpu", "gpu", "cuda", "mps", "auto"] = Field("cpu", description="Lightning accelerator")
+    accelerator: Literal["cpu", "gpu", "cuda", "auto"] = Field(
+        "auto", description="where models train: a GPU when one is present (auto), else the CPU")
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = Field(
+        "32-true", description="Lightning precision; bf16-mixed on a recent GPU")
     progress: bool = Field(True, description="show progress (on stderr)")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads; unset keeps torch's default")
     workers: int = Field(1, ge=1, description="jobs (seeds) trained at once in separate processes")

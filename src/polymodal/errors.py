@@ -28,6 +28,8 @@ class DataError(PolymodalError, ValueError):
         if field is not None:
             where.append(f"field '{field}'")
         prefix = ", ".join(where)
+        # One line always: a value quoted from a file (a parser's message, a cell) may hold line breaks.
+        message = " ".join(line.strip() for line in message.splitlines() if line.strip()) or message
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
@@ -37,3 +39,15 @@ class MissingDataError(PolymodalError, FileNotFoundError):
 
 class ConfigError(PolymodalError, ValueError):
     """An unknown or ill-typed configuration key or value."""
+
+
+class StorageError(PolymodalError, OSError):
+    """A file polymodal writes could not be written (disk full, read-only place); names the path.
+
+    An ``OSError`` too, so code that handles OSError keeps working; ``errno`` is the system's code.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = str(path) if path is not None else None
+        self.errno = errno

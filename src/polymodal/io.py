@@ -1,4 +1,9 @@
-"""Atomic file writes: a reader never sees half a file, an interrupted writer leaves no debris."""
+"""Atomic file writes: a reader never sees half a file, an interrupted writer leaves no debris.
+
+A write that fails for lack of space or permission (``OSError``) removes its temporary file and
+raises :class:`~polymodal.errors.StorageError` (itself an OSError) naming the target path, so the
+command line prints one line instead of a traceback.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from polymodal.errors import DataError, MissingDataError
+from polymodal.errors import DataError, MissingDataError, StorageError
 
 
 @contextmanager
@@ -22,18 +27,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     exception (or a kill between write and rename) ``path`` keeps its old content or stays absent.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as err:
+        raise _storage_error(path, err) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, path)
+        try:
+            # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+            os.chmod(tmp_path, 0o666 & ~_umask())
+            os.replace(tmp_path, path)
+        except OSError as err:
+            raise _storage_error(path, err) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _storage_error(path: Path, err: OSError) -> StorageError:
+    if isinstance(err, StorageError):
+        return err
+    reason = err.strerror or str(err)
+    return StorageError(f"cannot write {path}: {reason}", path=path, errno=err.errno)
 
 
 def _umask() -> int:
@@ -44,10 +62,14 @@ def _umask() -> int:
 
 def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], *, binary: bool = False) -> None:
     """Call ``write(handle)`` on a temporary file, fsync it, and rename it over ``path``."""
-    with atomic_path(path) as tmp, open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+    with atomic_path(path) as tmp:
+        try:
+            with open(tmp, "wb" if binary else "w", encoding=None if binary else "utf-8") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:  # disk full, quota, I/O error: the temp file is removed by atomic_path
+            raise _storage_error(Path(path), err) from None
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -9,19 +9,23 @@ Each known dataset gets a status:
 * ``missing``: nothing is there;
 * ``error``: the files are there but the adapter rejects them (the message names file, row, field).
 
-Only TOP is loaded: it is the only dataset a recipe reads so far. For the other folders of
-../shared/data (see its SOURCES.md) the check reports presence and a file count.
+Every dataset a recipe reads is loaded with the reader that recipe uses (without decoding images
+or building cohorts, so the check stays quick): TOP, Time-MMD (every domain's series and texts),
+the MIMIC-III demo, the drug tables, the TCGA cohorts, Derm7pt+ and PH2. A folder that is present
+but lacks a file its reader needs is ``partial``. For the other folders of ../shared/data (see its
+SOURCES.md) the check reports presence and a file count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from polymodal.data.icd import CODES_FILE, NAMES_FILE
 from polymodal.data.paths import resolve_data_dir
 from polymodal.data.sources.top import SPLITS, TOP_DIR, load_top
-from polymodal.errors import PolymodalError
+from polymodal.errors import MissingDataError, PolymodalError
 
 __all__ = ["OTHER_DATASETS", "TOP_PHASES", "check_data_dir"]
 
@@ -68,6 +72,10 @@ def check_data_dir(data_dir: str | Path | None = None) -> dict[str, Any]:
     datasets: dict[str, Entry] = {_top_name(phase): _check_top_phase(root, phase) for phase in TOP_PHASES}
     datasets[_icd_name()] = _check_icd(root)
     datasets.update({name: _check_folder(root / name) for name in OTHER_DATASETS})
+    done: dict[Callable[[Path], str], Entry] = {}  # the drug tables' reader serves two folders
+    for name, reader in _READERS.items():
+        if datasets[name]["status"] != "missing":
+            datasets[name] = done[reader] = done.get(reader) or _check_reader(root, reader)
     return {"data_dir": str(root), "datasets": datasets}
 
 
@@ -127,3 +135,95 @@ def _check_folder(folder: Path) -> Entry:
     if n == 0:
         return _entry("missing", f"folder {folder} is empty")
     return _entry("ok", f"{n} file{'s' if n != 1 else ''}")
+
+
+def _check_reader(root: Path, reader: Callable[[Path], str]) -> Entry:
+    """Run a dataset's reader: ``ok`` with its summary, ``partial`` if a file is absent, ``error`` if one is bad."""
+    try:
+        return _entry("ok", reader(root))
+    except MissingDataError as err:
+        return _entry("partial", str(err))
+    except (PolymodalError, OSError) as err:  # a DataError names file, row and field
+        return _entry("error", str(err))
+
+
+def _read_time_mmd(root: Path) -> str:
+    from polymodal.data.sources.time_mmd import DOMAINS, load_series, load_texts
+
+    sizes = []
+    for domain in DOMAINS:
+        series, texts = load_series(root, domain), load_texts(root, domain)
+        sizes.append(f"{domain} {len(series)} {series.freq} / {len(texts)} texts")
+    return "; ".join(sizes)
+
+
+def _read_mimic3_demo(root: Path) -> str:
+    from polymodal.data.sources.mimic import read_mimic3
+
+    tables = read_mimic3(root / "mimic_iii_demo_1.4")
+    return (f"{len(tables.admissions)} admissions, {len(tables.diagnoses)} diagnoses, {len(tables.procedures)} "
+            f"procedures, {len(tables.prescriptions)} prescriptions")
+
+
+def _read_drug_tables(root: Path) -> str:
+    from polymodal.data.sources.drug_vocab import load_drug_vocab
+
+    vocab = load_drug_vocab(root)  # reads both drug folders
+    return f"{len(vocab.ndc_to_atc)} NDCs, {len(vocab.atc3_smiles)} ATC3 with SMILES, {len(vocab.ddi_pairs)} DDI pairs"
+
+
+def _read_tcga(root: Path) -> str:
+    from polymodal.data.sources.tcga import (
+        FOLDER,
+        METADATA,
+        SIGNATURES,
+        SPLITS,
+        read_cohort,
+        read_folds,
+        read_metadata,
+        read_signatures,
+    )
+    from polymodal.data.splits import SkipReport
+
+    folder = root / FOLDER
+    metadata = read_metadata(folder / METADATA)
+    read_signatures(folder / SIGNATURES)
+    n_folds = len(list((folder / SPLITS).glob("splits_*.csv")))
+    if not n_folds:
+        raise MissingDataError(f"no splits_<k>.csv in {folder / SPLITS}")
+    read_folds(folder / SPLITS, n_folds)
+    files = sorted(folder.glob("tcga_*_all_clean.csv*"))
+    if not files:
+        raise MissingDataError(f"no tcga_<cohort>_all_clean.csv[.gz] in {folder}")
+    skips, sizes = SkipReport(), []
+    for path in files:
+        records, _ = read_cohort(path, metadata, skips)
+        sizes.append(f"{path.name.split('_')[1].upper()} {len(records)}")
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(skips.counts.items())) or "none"
+    return f"patients: {', '.join(sizes)}; {n_folds} folds; skips: {skipped}"
+
+
+def _read_derm7pt(root: Path) -> str:
+    from polymodal.data.sources.derm7pt import SPLIT_KINDS, load_derm7pt
+
+    return "; ".join(f"{kind} " + " / ".join(f"{k} {n}" for k, n in load_derm7pt(root, kind, check_images=False)
+                                             .sizes().items()) for kind in SPLIT_KINDS)
+
+
+def _read_ph2(root: Path) -> str:
+    from polymodal.data.sources.ph2 import load_ph2
+
+    records, _ = load_ph2(root, check_images=False)
+    return f"{len(records)} images listed (image files not decoded)"
+
+
+#: Folders whose reader the check runs, and the reader (it returns a one-line summary).
+_READERS: dict[str, Callable[[Path], str]] = {
+    "Time-MMD": _read_time_mmd,
+    "mimic_iii_demo_1.4": _read_mimic3_demo,
+    "drug_vocab_ethos": _read_drug_tables,
+    "safedrug_drug_tables": _read_drug_tables,
+    "tcga_survival_mcat_umpsnet": _read_tcga,
+    "derm7pt_plus": _read_derm7pt,
+    "ph2": _read_ph2,
+}

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from polymodal.errors import DataError, MissingDataError
 
@@ -167,10 +168,11 @@ def read_name_table(path: str | Path) -> dict[str, str]:
     """Read ``icd_10_direct_mapping.csv``: rows ``code,"name"`` with no header.
 
     Raises:
-        DataError: wrong number of fields, a malformed code, an empty name or a repeated code.
+        DataError: wrong number of fields, a malformed code, an empty name or a repeated code; an
+            empty or non-UTF-8 file.
     """
     names: dict[str, str] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
+    with _text(path) as handle:
         for row, fields in enumerate(csv.reader(handle), start=1):
             if not fields:
                 continue
@@ -183,6 +185,8 @@ def read_name_table(path: str | Path) -> dict[str, str]:
             if code in names:
                 raise DataError(f"code {code!r} appears twice", file=path, row=row, field="code")
             names[code] = name
+    if not names:
+        raise DataError("empty table (no code, name rows)", file=path)
     return names
 
 
@@ -190,15 +194,25 @@ def read_code_list(path: str | Path) -> list[str]:
     """Read the codes of ``icd2ccs.txt`` (``code<TAB>ccs`` per line); the CCS column is ignored.
 
     Raises:
-        DataError: a malformed code.
+        DataError: a malformed code; a non-UTF-8 file.
     """
     codes: list[str] = []
-    with open(path, encoding="utf-8") as handle:
+    with _text(path) as handle:
         for row, line in enumerate(handle, start=1):
             fields = line.split()
             if fields:
                 codes.append(_checked_code(fields[0], path, row))
     return codes
+
+
+@contextmanager
+def _text(path: str | Path) -> Iterator[IO[str]]:
+    """The file opened as UTF-8 text; a decoding error anywhere in it is a DataError naming it."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        try:
+            yield handle
+        except UnicodeDecodeError as err:
+            raise DataError(f"not UTF-8 text ({err.reason})", file=path) from None
 
 
 def _checked_code(text: str, path: str | Path, row: int) -> str:

@@ -81,7 +81,8 @@ class SentenceTextEncoder:
     Args:
         model_id: a sentence-transformers id or a local model directory.
         batch_size: texts per forward pass (memory/speed only; not part of the cache key).
-        device: torch device string, e.g. ``"cpu"`` or ``"cuda"``.
+        device: torch device string, ``"cpu"``, ``"cuda"`` or ``"auto"`` (a GPU when one is present); not
+            part of the cache key, so embeddings computed on either device are shared.
         normalize: L2-normalise the embeddings (cosine similarity becomes a dot product).
         max_seq_length: truncate inputs to this many word pieces; ``None`` keeps the model's
             default (256 for all-MiniLM-L6-v2). Part of the cache key when set.
@@ -92,7 +93,7 @@ class SentenceTextEncoder:
         self,
         model_id: str = MINILM_ID,
         batch_size: int = 64,
-        device: str = "cpu",
+        device: str = "auto",
         normalize: bool = True,
         max_seq_length: int | None = None,
         dim: int | None = None,
@@ -101,7 +102,7 @@ class SentenceTextEncoder:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_id = model_id
         self.batch_size = batch_size
-        self.device = device
+        self.device = resolve_device(device)
         self.normalize = normalize
         self.max_seq_length = max_seq_length
         self._dim = dim if dim is not None else _KNOWN_DIMS.get(_canonical_model_id(model_id))
@@ -255,3 +256,12 @@ class HashingTextEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self._vectorizer.transform(texts).toarray().astype(np.float32, copy=False)  # (N, D)
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is present, else ``"cpu"``; anything else unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -25,11 +25,14 @@ def predict_scores(model: nn.Module, dataset: FeatureDataset, collator: Collator
             for the missing-modality table.
     """
     model.eval()
+    device = next(model.parameters()).device
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
     scores = []
     for tokens, _ in loader:
         if transform is not None:
             tokens = transform(tokens)
+        if device.type != "cpu":  # a model left on the GPU by Lightning scores there
+            tokens = {k: type(t)(t.values.to(device), t.mask.to(device)) for k, t in tokens.items()}
         scores.append(torch.sigmoid(model(tokens).logits).cpu().numpy())
     return np.concatenate(scores).astype(np.float64)
 

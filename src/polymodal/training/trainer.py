@@ -88,6 +88,13 @@ class EpochShuffleSampler(torch.utils.data.Sampler[int]):
         return self.n
 
 
+def resolve_accelerator(accelerator: str) -> str:
+    """``"auto"`` -> ``"gpu"`` when CUDA is present, else ``"cpu"`` (so DDP picks nccl or gloo correctly)."""
+    if accelerator == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "gpu" if accelerator == "cuda" else accelerator
+
+
 def quiet_lightning() -> None:
     """Silence Lightning's per-fit banners ("GPU available: False" ...) in worker processes."""
     import logging
@@ -121,14 +128,16 @@ def make_trainer(
     if cfg.progress:
         callbacks.append(_progress_bar())
     distributed = cfg.devices > 1 or cfg.num_nodes > 1
+    accelerator = resolve_accelerator(cfg.accelerator)
     strategy: Any = "auto"
     if distributed:
-        backend = "gloo" if cfg.accelerator == "cpu" else "nccl"
+        backend = "gloo" if accelerator == "cpu" else "nccl"
         strategy = DDPStrategy(process_group_backend=backend)
     return L.Trainer(
         default_root_dir=run_dir,
         max_epochs=cfg.max_epochs,
-        accelerator=cfg.accelerator,
+        accelerator=accelerator,
+        precision=cfg.precision,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
         strategy=strategy,

@@ -13,13 +13,13 @@ image (missing, corrupt, grayscale, tiny) raises, or is counted in ``splits.skip
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Literal
 
 from polymodal.data.schema import Record
 from polymodal.data.sources.concepts import read_concepts
 from polymodal.data.splits import DatasetSplits, SkipReport
+from polymodal.data.tables import read_csv_rows
 from polymodal.encoders.image import ImageError, open_image
 from polymodal.errors import DataError, MissingDataError
 
@@ -40,8 +40,7 @@ SPLIT_KINDS = ("symmetric", "asymmetric")
 def _read_rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise MissingDataError(f"{path} not found: Derm7pt+ is gnapoles/Consistent-Derm7pt (see SOURCES-images.md)")
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    return read_csv_rows(path)
 
 
 def read_meta(path: Path, *, on_bad_image: Literal["raise", "skip"] = "raise",

@@ -16,7 +16,6 @@ and is truncated to ATC level 3 (first four characters) exactly as SafeDrug trun
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from polymodal.data.tables import read_csv, read_json
 from polymodal.errors import DataError, MissingDataError
 
 SAFEDRUG_DIR = "safedrug_drug_tables"
@@ -102,14 +102,18 @@ def _group(frame: pd.DataFrame, key: str, value: str) -> dict[str, list[str]]:
 def read_ndc2rxcui(path: Path) -> dict[str, str]:
     """SafeDrug's ``ndc2RXCUI.txt``: a Python dict literal, read with ``ast.literal_eval`` (never eval)."""
     try:
-        table = ast.literal_eval(_need(path).read_text())
-    except (SyntaxError, ValueError) as err:
-        raise DataError(f"not a Python dict literal ({err})", file=path) from err
+        table = ast.literal_eval(_need(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise DataError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=path) from None
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as err:
+        raise DataError(f"not a Python dict literal ({' '.join(str(err).split())})", file=path) from None
+    if not isinstance(table, dict):
+        raise DataError(f"expected a dict literal, got {type(table).__name__}", file=path)
     return {str(k): str(v) for k, v in table.items()}
 
 
 def read_ddi_pairs(path: Path) -> set[frozenset[str]]:
-    frame = pd.read_csv(_need(path), dtype=str)
+    frame = read_csv(_need(path), dtype=str)
     for col in ("atc3_a", "atc3_b"):
         if col not in frame.columns:
             raise DataError(f"missing column (columns: {list(frame.columns)})", file=path, field=col)
@@ -125,14 +129,14 @@ def load_drug_vocab(data_dir: str | Path) -> DrugVocab:
     """Read the drug tables under ``data_dir`` (see the module docstring)."""
     root = Path(data_dir)
     safedrug, ethos = root / SAFEDRUG_DIR, root / ETHOS_DIR
-    ndc = pd.read_csv(_need(ethos / "gsn_atc_ndc_mapping.csv.gz"), dtype=str)
+    ndc = _table(ethos / "gsn_atc_ndc_mapping.csv.gz", ("ndc", "gsn", "atc"))
     ndc["ndc"] = ndc["ndc"].map(normalise_ndc)
-    names = pd.read_csv(_need(ethos / "mimic_drug_to_atc.csv.gz"), dtype=str)
+    names = _table(ethos / "mimic_drug_to_atc.csv.gz", ("drug", "atc_code"))
     names["drug"] = names["drug"].str.strip().str.lower()
-    coding = pd.read_csv(_need(ethos / "atc_coding.csv.gz"), dtype=str).dropna()
+    coding = _table(ethos / "atc_coding.csv.gz", ("atc_code", "atc_name")).dropna()
     smiles_path = _need(safedrug / "atc3toSMILES.json")
-    smiles = json.loads(smiles_path.read_text())
-    if not isinstance(smiles, dict):
+    smiles = read_json(smiles_path)
+    if not isinstance(smiles, dict) or not all(isinstance(v, list) for v in smiles.values()):
         raise DataError("expected an object ATC3 -> list of SMILES", file=smiles_path)
     return DrugVocab(
         ndc_to_atc=_group(ndc, "ndc", "atc"),
@@ -143,6 +147,15 @@ def load_drug_vocab(data_dir: str | Path) -> DrugVocab:
         atc3_smiles={str(k): [str(s) for s in v] for k, v in smiles.items()},
         ddi_pairs=read_ddi_pairs(safedrug / "ddi_pairs_atc3_twosides.csv"),
     )
+
+
+def _table(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    """A drug table as text, with ``columns`` present (else a DataError naming the file and column)."""
+    frame = read_csv(_need(path), dtype=str)
+    for col in columns:
+        if col not in frame.columns:
+            raise DataError(f"missing column (columns: {list(frame.columns)})", file=path, field=col)
+    return frame
 
 
 def atc3_codes(codes: Iterable[str]) -> list[str]:

@@ -23,6 +23,13 @@ Every step records how many rows, visits and patients it kept and dropped (:clas
 inputs that cannot be used (missing NDC, unmapped NDC, unknown ICD version, a visit with no
 diagnoses) are counted with examples. A malformed date raises :class:`DataError` naming the file,
 row and column. Nothing is dropped silently.
+
+A damaged file is an error naming it, never a partial table: empty, not UTF-8, a truncated or
+corrupt ``.csv.gz``, or a file cut in the middle of a row. The last case is an error rather than a
+counted skip because a cut row cannot be told from a whole one by its values (a cut inside the last
+field leaves a shortened code, ``4019`` -> ``4``) and a cut file has lost every row after it too;
+it is recognised by the missing final line break (PhysioNet's files all end with one), see
+:func:`polymodal.data.tables.read_csv`.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Any
 import pandas as pd
 
 from polymodal.data.sources.drug_vocab import DrugVocab, normalise_ndc
+from polymodal.data.tables import read_csv
 from polymodal.errors import DataError, MissingDataError
 
 COHORTS = ("safedrug", "all-admissions")
@@ -127,7 +135,7 @@ def _find(root: Path, names: list[str]) -> Path:
 
 
 def _read(path: Path, columns: list[str], dtypes: Mapping[str, str] | None = None) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype=str, keep_default_na=True)
+    frame = read_csv(path, dtype=str, keep_default_na=True, require_rows=True)
     frame.columns = [c.lower() for c in frame.columns]
     for col in columns:
         if col not in frame.columns:

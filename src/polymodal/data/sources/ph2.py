@@ -11,13 +11,13 @@ field; bad images (or masks) raise or are counted with ``on_bad_image="skip"``.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Literal
 
 from polymodal.data.schema import Record
 from polymodal.data.sources.concepts import read_concepts
 from polymodal.data.splits import SkipReport
+from polymodal.data.tables import read_csv_rows
 from polymodal.encoders.image import ImageError, open_image
 from polymodal.errors import DataError, MissingDataError
 
@@ -40,8 +40,7 @@ def load_ph2(data_dir: str | Path, *, on_bad_image: Literal["raise", "skip"] = "
     path = Path(data_dir) / FOLDER / "ph2_concepts.csv"
     if not path.is_file():
         raise MissingDataError(f"{path} not found: PH2 comes from the ADDI project (see SOURCES-images.md)")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_csv_rows(path)
     required = ["image", "lesion_mask", "id", "clinical_diagnosis", *CONCEPT_VALUES]
     for column in required:
         if rows and column not in rows[0]:

@@ -21,7 +21,6 @@ metadata; a patient without metadata, or with a missing or negative survival tim
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import pandas as pd
 
 from polymodal.data.schema import Record
 from polymodal.data.splits import SkipReport
+from polymodal.data.tables import read_csv, read_json
 from polymodal.errors import DataError, MissingDataError
 
 __all__ = [
@@ -84,7 +84,7 @@ def _require(path: Path) -> Path:
 
 def read_signatures(path: str | Path) -> dict[str, list[str]]:
     """Family name -> its genes, in file order, without blanks or repeats (MCAT's six groups)."""
-    frame = pd.read_csv(_require(Path(path)), dtype=str)
+    frame = read_csv(_require(Path(path)), dtype=str, require_rows=True)
     groups = {str(c): list(dict.fromkeys(g.strip() for g in frame[c].dropna() if g.strip())) for c in frame.columns}
     empty = [c for c, g in groups.items() if not g]
     if empty:
@@ -94,8 +94,7 @@ def read_signatures(path: str | Path) -> dict[str, list[str]]:
 
 def read_metadata(path: str | Path) -> dict[str, dict[str, Any]]:
     """``case_id -> {demographic, diagnosis, treatments, dataset}`` from UMPSNet's status file."""
-    with open(_require(Path(path)), encoding="utf-8") as fh:
-        data = json.load(fh)
+    data = read_json(_require(Path(path)))
     if not isinstance(data, dict):
         raise DataError("expected a JSON object keyed by case_id", file=path)
     for case, entry in data.items():
@@ -149,11 +148,12 @@ def read_cohort(
 
     Raises:
         DataError: a missing required column, a non-numeric genomic value, a censorship outside
-            {0, 1}, or slides of one patient that disagree (file, row and field named).
+            {0, 1}, or slides of one patient that disagree (file, row and field named); an empty,
+            header-only, truncated or damaged (gzip) file, or one cut mid-row (file and row named).
     """
     path = Path(path)
     skips = skips if skips is not None else SkipReport()
-    frame = pd.read_csv(_require(path), low_memory=False)
+    frame = read_csv(_require(path), low_memory=False, require_rows=True)
     frame = frame.loc[:, [c for c in frame.columns if not str(c).startswith("Unnamed")]]
     for col in ("case_id", *OUTCOME):
         if col not in frame.columns:
@@ -226,7 +226,7 @@ def read_folds(split_dir: str | Path, n_folds: int = 5) -> list[tuple[list[str],
     folds = []
     for k in range(n_folds):
         path = _require(Path(split_dir) / f"splits_{k}.csv")
-        frame = pd.read_csv(path, dtype=str)
+        frame = read_csv(path, dtype=str, require_rows=True)
         for col in ("train", "val"):
             if col not in frame.columns:
                 raise DataError("split column is missing", file=path, field=col)
@@ -277,7 +277,7 @@ def load_cohorts(data_dir: str | Path, cohorts: Sequence[str], *, n_folds: int =
         files[cohort.upper()] = str(path)
     shared = [c for c in tables[0].columns if all(c in t.columns for t in tables[1:])]
     for other in columns_also_in:
-        header = set(pd.read_csv(cohort_file(folder, other), nrows=0).columns)
+        header = set(read_csv(cohort_file(folder, other), nrows=0).columns)
         shared = [c for c in shared if c in header]
     genomics = pd.concat([t[shared] for t in tables])
     groups = genomic_columns(shared, signatures)

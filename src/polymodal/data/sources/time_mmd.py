@@ -17,7 +17,12 @@ Every trap found in these files is handled explicitly and written into ``SeriesD
 * ``inf`` values (Health_AFR) become missing; leading and trailing rows without a target
   (Health_AFR's first rows, SocialGood's empty last rows) are dropped;
 * gaps in the regular grid (Health_AFR: three year-end gaps) are filled by carrying the last value
-  forward, never by interpolation, which would copy a later value into an earlier input;
+  forward, never by interpolation, which would copy a later value into an earlier input. How much
+  may be filled is bounded: a run of more than ``max_fill`` consecutive periods without a target
+  (inserted periods plus missing values; default :data:`MAX_FILL_PERIODS` = 12, the longest real run
+  is Health_AFR's 9 weeks) is a DataError naming the file and the row after the gap, since it is a
+  wrong date (a year 2100 typo would otherwise invent hundreds of periods) or a hole no model should
+  be trained across;
 * covariates: numeric columns other than dates and calendar columns; a column missing in more
   than 10% of rows is dropped; others are forward-filled (leading gaps take the column's first
   value, counted);
@@ -36,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from polymodal.data.tables import read_csv
 from polymodal.errors import DataError, MissingDataError
 
 DOMAINS = ("Agriculture", "Climate", "Economy", "Energy", "Environment", "Health_AFR", "Health_US",
@@ -48,6 +54,11 @@ FREQUENCIES = {
     "W": {"horizons": (12, 24, 36, 48), "input_len": 24, "period": 52, "offset": pd.Timedelta(days=7)},
     "D": {"horizons": (48, 96, 192, 336), "input_len": 96, "period": 7, "offset": pd.Timedelta(days=1)},
 }
+
+#: Default bound on consecutive periods without a target that load_series fills by carrying the
+#: last value forward (inserted grid periods plus missing values). The real files need at most 9
+#: (Health_AFR, weekly); one typo date far in the future needs hundreds.
+MAX_FILL_PERIODS = 12
 
 # Columns that are dates, identifiers or calendar fields: never a covariate channel.
 _NOT_COVARIATES = {"date", "date.1", "start_date", "end_date", "Date", "Month", "MapDate", "ValidStart", "ValidEnd",
@@ -134,14 +145,30 @@ def _parse_dates(values: pd.Series, path: Path, column: str) -> pd.Series:
     return parsed
 
 
-def load_series(data_dir: str | Path, domain: str, *, max_missing: float = 0.1) -> SeriesData:
-    """Read, clean and regularise ``numerical/<domain>/<domain>.csv`` (see the module docstring)."""
+def load_series(data_dir: str | Path, domain: str, *, max_missing: float = 0.1,
+                max_fill: int = MAX_FILL_PERIODS) -> SeriesData:
+    """Read, clean and regularise ``numerical/<domain>/<domain>.csv`` (see the module docstring).
+
+    Args:
+        data_dir: the data directory holding ``Time-MMD/``.
+        domain: one of :data:`DOMAINS`.
+        max_missing: a covariate missing in more than this fraction of periods is dropped.
+        max_fill: the most consecutive periods without a target that are filled by carrying the
+            last value forward; a longer gap is an error.
+
+    Raises:
+        MissingDataError: the folder or the file is absent.
+        DataError: an empty, non-UTF-8 or malformed file, one cut mid-row, no target column,
+            unparsable or off-grid dates, or a gap longer than ``max_fill`` periods (file, row, field).
+    """
+    if max_fill < 0:
+        raise ValueError(f"max_fill must be >= 0, got {max_fill}")
     if domain not in DOMAINS:
         raise DataError(f"unknown Time-MMD domain {domain!r}; known: {', '.join(DOMAINS)}", field="domain")
     path = domain_dir(data_dir) / "numerical" / domain / f"{domain}.csv"
     if not path.is_file():
         raise MissingDataError(f"{path} not found")
-    frame = pd.read_csv(path)
+    frame = read_csv(path, require_rows=True)
     actions: list[str] = []
     if "OT" not in frame:
         raise DataError("no target column", file=path, field="OT")
@@ -159,7 +186,10 @@ def load_series(data_dir: str | Path, domain: str, *, max_missing: float = 0.1) 
         newest_first = start.is_monotonic_decreasing
         frame = frame.sort_values("_start", kind="stable").reset_index(drop=True)
         actions.append("rows sorted by date (file was " + ("newest first)" if newest_first else "unsorted)"))
-    freq = infer_freq(frame["_start"])
+    try:
+        freq = infer_freq(frame["_start"])
+    except DataError as err:  # infer_freq sees dates only; say which file
+        raise DataError(str(err).split(": ", 1)[-1], file=path, field=date_col) from None
     step = FREQUENCIES[freq]["offset"]
     frame = _fix_duplicate_dates(frame, step, actions)
 
@@ -182,12 +212,18 @@ def load_series(data_dir: str | Path, domain: str, *, max_missing: float = 0.1) 
     grid = pd.date_range(frame["_start"].iloc[0], frame["_start"].iloc[-1],
                          freq={"M": "MS", "W": "7D", "D": "D"}[freq])
     if freq == "M" and (frame["_start"].dt.day != 1).any():
-        raise DataError("monthly dates not on the first of the month", file=path, field=date_col)
+        row = int(frame.loc[frame["_start"].dt.day != 1, "_row"].iloc[0])
+        raise DataError("monthly dates not on the first of the month", file=path, row=row, field=date_col)
     indexed = frame.set_index("_start")
     n_gap = len(grid) - len(indexed.index.intersection(grid))
     if len(indexed.index.difference(grid)):
-        raise DataError(f"{len(indexed.index.difference(grid))} dates off the {freq} grid", file=path, field=date_col)
+        off = indexed.index.difference(grid)
+        hit = indexed.loc[off[0], "_row"]
+        row = int(hit.iloc[0] if isinstance(hit, pd.Series) else hit)
+        raise DataError(f"{len(off)} date(s) off the {freq} grid that starts {grid[0].date()}, first "
+                        f"{off[0].date()}", file=path, row=row, field=date_col)
     indexed = indexed.reindex(grid)
+    _check_fill(indexed, max_fill, freq, path, date_col)
     if n_gap:
         actions.append(f"{n_gap} missing periods inserted on the {freq} grid and filled with the last value")
     n_nan_ot = int(indexed["OT"].isna().sum()) - n_gap
@@ -209,6 +245,33 @@ def load_series(data_dir: str | Path, domain: str, *, max_missing: float = 0.1) 
     start_arr = grid.to_numpy()
     end_arr = (grid + step).to_numpy() - np.timedelta64(1, "D")
     return SeriesData(domain, freq, start_arr, end_arr, np.stack(columns, axis=1), channels, actions)
+
+
+def _check_fill(indexed: pd.DataFrame, max_fill: int, freq: str, path: Path, date_col: str) -> None:
+    """Raise when more than ``max_fill`` consecutive grid periods lack a target (they would be forward-filled).
+
+    ``indexed`` is on the regular grid: inserted periods have no ``_row``, rows with a missing target
+    have one. The error names the source row just after the longest run.
+    """
+    missing = indexed["OT"].isna().to_numpy()
+    if not missing.any():
+        return
+    # Lengths of runs of True: position of each run's end minus its start.
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], missing.astype(np.int8), [0]])))
+    starts, ends = edges[::2], edges[1::2]  # run i covers [starts[i], ends[i])
+    longest = int(np.argmax(ends - starts))
+    length = int(ends[longest] - starts[longest])
+    if length <= max_fill:
+        return
+    after = indexed.iloc[ends[longest]]  # the series ends with a target, so a row follows every run
+    before = indexed.index[starts[longest] - 1]
+    inserted = bool(np.isnan(indexed["_row"].to_numpy(float)[starts[longest]:ends[longest]]).any())
+    raise DataError(
+        f"{length} consecutive {freq} periods without a target between {before.date()} and "
+        f"{indexed.index[ends[longest]].date()} would be filled with the last value (limit max_fill={max_fill}); "
+        + ("is this row's date a typo?" if inserted else "too many missing target values in a row")
+        + " (a larger max_fill accepts the gap)",
+        file=path, row=int(after["_row"]), field=date_col if inserted else "OT")
 
 
 def _fix_duplicate_dates(frame: pd.DataFrame, step: pd.DateOffset | pd.Timedelta,
@@ -254,7 +317,7 @@ def load_texts(data_dir: str | Path, domain: str, kinds: tuple[str, ...] = ("rep
         path = root / f"{domain}_{kind}.csv"
         if not path.is_file():
             raise MissingDataError(f"{path} not found")
-        frame = pd.read_csv(path)
+        frame = read_csv(path)
         for col in ("start_date", "end_date", "fact", "preds"):
             if col not in frame:
                 raise DataError("missing column", file=path, field=col)

@@ -37,6 +37,7 @@ from polymodal.data.criteria import split_criteria
 from polymodal.data.icd import IcdHierarchy
 from polymodal.data.schema import Record
 from polymodal.data.splits import DatasetSplits, SkipReport
+from polymodal.data.tables import read_csv
 from polymodal.errors import ConfigError, DataError, MissingDataError
 
 __all__ = ["COLUMNS", "INPUT_KEYS", "TOP_DIR", "load_top", "parse_phase", "read_top_csv"]
@@ -54,10 +55,6 @@ TASKS = ("outcome", "indication")
 
 _PHASES = {"1": "I", "2": "II", "3": "III", "I": "I", "II": "II", "III": "III", "TOY": "toy"}
 _NCT = re.compile(r"^NCT(\d{8})$")
-# pandas' C parser reports "Expected 10 fields in line 5, saw 11" (line counts the header as 1)
-# or "EOF inside string starting at row 4" (row counts data rows from 1).
-_PARSER_LINE = re.compile(r"\bline (\d+)")
-_PARSER_ROW = re.compile(r"\brow (\d+)")
 
 
 def parse_phase(phase: str | int) -> str:
@@ -177,17 +174,16 @@ def _read_split(path: Path, parse: Callable[[int, Any], Record], *, optional: It
 
 
 def _read_csv(path: Path, *, optional: Iterable[str] = ()) -> pd.DataFrame:
-    """The file as strings (empty cells stay ""), with the expected columns, else a DataError.
+    """The file as strings (empty cells stay ""), with the expected columns and at least one row, else a DataError.
 
-    Columns in ``optional`` may be absent; they are then added as empty text.
+    Columns in ``optional`` may be absent; they are then added as empty text. A file cut mid-row is
+    caught without the final-newline rule (a hand-written file to score may lack its last line
+    break): TOP's last column, ``criteria``, is quoted multi-line text, so a cut inside it is a parser
+    error, and a row cut before it has fewer fields than the header (``check_fields``).
     """
-    try:
-        # Every cell is text: "NA" is a valid disease abbreviation, not a missing value.
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.ParserError as err:
-        raise DataError(f"malformed CSV: {err}", file=path, row=_parser_row(str(err))) from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 text: {err}", file=path) from None
+    # Every cell is text: "NA" is a valid disease abbreviation, not a missing value.
+    frame = read_csv(path, final_newline=False, require_rows=True, check_fields=True, dtype=str,
+                     keep_default_na=False)
     for column in set(optional) - set(frame.columns):
         frame[column] = ""
     missing = [column for column in COLUMNS if column not in frame.columns]
@@ -195,15 +191,6 @@ def _read_csv(path: Path, *, optional: Iterable[str] = ()) -> pd.DataFrame:
         raise DataError(f"header row lacks column(s) {missing}; it has {list(frame.columns)}", file=path,
                         field=missing[0])
     return frame[list(COLUMNS)]
-
-
-def _parser_row(message: str) -> int | None:
-    """The 1-based data row in a pandas parser error, if it names one."""
-    if line := _PARSER_LINE.search(message):
-        return int(line.group(1)) - 1
-    if row := _PARSER_ROW.search(message):
-        return int(row.group(1))
-    return None
 
 
 @dataclass
