@@ -1,6 +1,14 @@
 """Recipes: one file per published system, imported explicitly so every process sees the same set."""
 
-from polymodal.recipes import medgrad_eclip, metammf, mexa_ctp, nla_mmr, text_forecast, umpsnet
+from polymodal.recipes import (
+    medgrad_eclip,
+    metammf,
+    mexa_ctp,
+    nla_mmr,
+    taxonomy_classifier,
+    text_forecast,
+    umpsnet,
+)
 from polymodal.recipes.registry import REGISTRY, Paper, PublishedResult, Recipe, load_entry_point_recipes
 
 
@@ -29,6 +37,7 @@ __all__ = [
     "mexa_ctp",
     "names",
     "nla_mmr",
+    "taxonomy_classifier",
     "text_forecast",
     "umpsnet",
 ]

@@ -6,9 +6,10 @@
 
 from polymodal.tasks.base import COMMON_COLUMNS, KINDS, Task, flat_rows, per_seed
 from polymodal.tasks.binary import BinaryTask
+from polymodal.tasks.hierarchical import HierarchicalTask
 from polymodal.tasks.ranking import RankingTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, RankingTask)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, HierarchicalTask, RankingTask)}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -19,5 +20,6 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "RankingTask", "Task", "flat_rows", "per_seed",
+__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "HierarchicalTask", "RankingTask", "Task", "flat_rows",
+           "per_seed",
            "register_task"]
