@@ -180,7 +180,7 @@ class LanceVectorStore:
         if q.shape[0] != self.dim:
             raise ValueError(f"query vector has {q.shape[0]} dimensions, the store has {self.dim}")
         filters = check_filters(filters, self.filter_fields)
-        query = self._table.search(q).distance_type("cosine").limit(k).select(["id"])
+        query = self._table.search(q).distance_type("cosine").limit(k).select(["id", "_distance"])
         if filters:
             where = " AND ".join(f"{f} = '{v.replace(chr(39), chr(39) * 2)}'" for f, v in filters.items())
             query = query.where(where, prefilter=True)
