@@ -12,9 +12,9 @@ pytest.importorskip("lancedb", reason="the `search` extra (lancedb) is not insta
 
 from fastapi.testclient import TestClient
 from PIL import Image
-from tests.search_fixtures import ColourImageEncoder, build_test_index
 
 from polymodal.search.service import Limits, create_app
+from tests.search_fixtures import ColourImageEncoder, build_test_index
 
 
 @pytest.fixture(scope="module")

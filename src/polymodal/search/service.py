@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -99,7 +99,7 @@ def create_app(index_path: str | Path | None = None, *, index: ProductIndex | No
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
-    async def lifespan(app: Any):  # noqa: ANN202
+    async def lifespan(app: Any):
         if background:
             threading.Thread(target=load, name="index-loader", daemon=True).start()
         else:
@@ -189,8 +189,8 @@ def create_app(index_path: str | Path | None = None, *, index: ProductIndex | No
         return run_search(idx, vector, check_k(k), parse_filters(request, idx, {"q", "k"}))
 
     @app.post("/search")
-    def search_post(request: Request, q: str | None = Form(None), k: int = Form(10),
-                    image: UploadFile | None = File(None)) -> list[dict[str, Any]]:
+    def search_post(request: Request, q: Annotated[str | None, Form()] = None, k: Annotated[int, Form()] = 10,
+                    image: Annotated[UploadFile | None, File()] = None) -> list[dict[str, Any]]:
         idx, enc = ready_state()
         has_image = image is not None and bool(image.filename)
         text = check_query(q, required=not has_image)
