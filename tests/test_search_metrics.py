@@ -41,6 +41,17 @@ def test_ndcg_graded_by_hand() -> None:
     assert ndcg_at_k(SCORES, REL, k=3) == pytest.approx([dcg / idcg])
 
 
+def test_ndcg_agrees_with_scikit_learn() -> None:
+    from sklearn.metrics import ndcg_score
+
+    rng = np.random.default_rng(0)
+    scores, rel = rng.normal(size=(20, 50)), rng.integers(0, 4, size=(20, 50))
+    rel[:, 0] = 1  # every query has a relevant item
+    ours = ndcg_at_k(scores, rel, k=10)
+    theirs = [ndcg_score(rel[i : i + 1], scores[i : i + 1], k=10, ignore_ties=True) for i in range(20)]
+    assert ours == pytest.approx(theirs)
+
+
 def test_ties_are_broken_by_item_index_and_rows_are_independent() -> None:
     scores = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     rel = np.array([[0, 1, 0], [1, 0, 0]])

@@ -6,8 +6,8 @@ sorts by score, ties broken by item index (stable), so the results are determini
 * ``recall@k``: of the query's *fully* relevant items (grade equal to the query's maximum grade),
   the share in the top k, capped: ``hits / min(k, n_full)``. Capping makes 1.0 reachable for an
   attribute query that matches hundreds of products; for a single-target query it is hit@k.
-* ``ndcg@k``: scikit-learn's ``ndcg_score`` (linear gain = grade, log2 discount, ideal ordering over
-  all N items; tied scores share their gain), per query.
+* ``ndcg@k``: linear gain = grade, log2 discount, ideal ordering over all N items, ranking as above
+  (scikit-learn's ``ndcg_score`` with ``ignore_ties=True``, vectorised; a test checks they agree).
 * ``mrr``: 1 / rank of the first fully relevant item in the full ranking (no cut-off).
 
 A query with no relevant item has no defined value; callers drop such queries before scoring.
@@ -54,13 +54,13 @@ def mrr(scores: np.ndarray, relevance: np.ndarray) -> np.ndarray:
 
 
 def ndcg_at_k(scores: np.ndarray, relevance: np.ndarray, k: int = 10) -> np.ndarray:
-    """(Q,) graded nDCG@k per query (scikit-learn's definition, linear gain)."""
-    from sklearn.metrics import ndcg_score
-
+    """(Q,) graded nDCG@k per query (linear gain, log2 discount)."""
     s, r = _check(scores, relevance)
-    if s.shape[1] < 2:
-        raise ValueError("nDCG needs at least two items")
-    return np.array([ndcg_score(r[i : i + 1], s[i : i + 1], k=k) for i in range(len(s))])
+    kk = min(k, s.shape[1])
+    discount = 1.0 / np.log2(np.arange(2, kk + 2))  # (k,)
+    gains = np.take_along_axis(r, ranking(s)[:, :kk], axis=1)
+    ideal = -np.sort(-r, axis=1)[:, :kk]
+    return (gains @ discount) / (ideal @ discount)
 
 
 def retrieval_metrics(scores: np.ndarray, relevance: np.ndarray, k: int = 10) -> dict[str, np.ndarray]:
