@@ -168,6 +168,11 @@ class LanceVectorStore:
         has_index = len(table.list_indices()) > 0
         return cls(table, dim, table.count_rows(), fields, ann or AnnConfig(), has_index)
 
+    def all_vectors(self) -> np.ndarray:
+        """(N, D) stored (normalised) vectors in row order; for benchmarks and re-indexing."""
+        col = self._table.to_arrow().column("vector").combine_chunks()
+        return col.values.to_numpy(zero_copy_only=False).reshape(-1, self.dim).astype(np.float32)
+
     def search(self, vector: np.ndarray, k: int, filters: Mapping[str, str] | None = None, *,
                exact: bool = False) -> Hits:
         """Top-k items by cosine similarity to ``vector`` (D,), optionally restricted by equality filters.
