@@ -61,7 +61,10 @@ def query_vectors(index_dir: Path, n: int) -> np.ndarray:
 
     idx = open_index(index_dir)
     cat = idx.catalog.reset_index(drop=True)
-    queries = split_queries(pd.DataFrame(cat))["test"]
+    by_split = split_queries(pd.DataFrame(cat))
+    queries = by_split["test"]
+    if len(queries) < 10:  # a toy catalogue (smoke runs): take every generated query
+        queries = [q for qs in by_split.values() for q in qs]
     rng = np.random.default_rng(0)
     pick = rng.choice(len(queries), size=min(n, len(queries)), replace=False)
     enc = load_query_encoder(idx.query_dir)
