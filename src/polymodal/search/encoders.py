@@ -6,8 +6,9 @@ projection matrices (``.npy``) beside it, so serving needs no training code:
 * ``{"text": {"kind": "hashing", "dim": D}}``: hashed character n-grams (tests, a model-free fallback);
 * ``{"text": {"kind": "minilm", "model_id": ..., "projection": "text_proj.npy"}}``: frozen MiniLM
   sentence embedding (384), times a trained (384, D) projection when given;
-* ``"image"`` (optional): ``{"kind": "efficientnet-lite0", "projection": "image_proj.npy"}``: frozen
-  EfficientNet-Lite0 pooled features (1280), times a (1280, D) projection when given.
+* ``"image"`` (optional): ``{"kind": "efficientnet-lite0", "projection": "image_proj.npy", "mean": ...,
+  "std": ..., "bias": ...}``: frozen EfficientNet-Lite0 pooled features (1280), standardised with
+  ``mean``/``std`` (1280,) when given, times a (1280, D) projection, plus a (D,) ``bias`` when given.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def load_query_encoder(folder: Path) -> QueryEncoder:
     return QueryEncoder(spec, folder)
 
 
-def _projection(spec: Mapping[str, Any], folder: Path | None) -> np.ndarray | None:
-    name = spec.get("projection")
+def _projection(spec: Mapping[str, Any], folder: Path | None, key: str = "projection") -> np.ndarray | None:
+    name = spec.get(key)
     if not name:
         return None
     if folder is None:
@@ -106,11 +107,17 @@ def _load_image(spec: Mapping[str, Any], folder: Path | None) -> Any:
     backbone = load_backbone(kind).eval()
     transform = ImageTransform()
     proj = _projection(spec, folder)
+    mean, std, bias = (_projection(spec, folder, k) for k in ("mean", "std", "bias"))
 
     @torch.no_grad()
     def encode(images: list[Any]) -> np.ndarray:
         x = torch.stack([transform(im) for im in images])  # (n, 3, 224, 224)
         feats = backbone(x).float().numpy()  # (n, 1280)
-        return feats if proj is None else normalise_rows(feats) @ proj
+        if proj is None:
+            return feats
+        if mean is not None and std is not None:
+            feats = (feats - mean) / std
+        out = feats @ proj
+        return out + bias if bias is not None else out
 
     return encode

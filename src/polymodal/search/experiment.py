@@ -37,6 +37,7 @@ class SearchResult:
     models: dict[tuple[str, int], Towers] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     queries: dict[str, list[Query]] = field(default_factory=dict)
+    products: pd.DataFrame | None = None
 
 
 def _rows(model: str, kind: str, seed: int, split: str, queries: Sequence[Query], scores: np.ndarray,
@@ -161,7 +162,7 @@ def run_product_search(products: pd.DataFrame, name_emb: np.ndarray, image_feat:
             frames.append(_rows("popular-type", "trivial", seed, split, qs, scores, rel, ids[rows], selection=""))
             n = len(rows)
             frames.extend(_cross_modal_rows("random", "trivial", seed, split, rng.random((n, n)), ids[rows], ""))
-    return SearchResult(pd.concat(frames, ignore_index=True), models, info, queries)
+    return SearchResult(pd.concat(frames, ignore_index=True), models, info, queries, products)
 
 
 def _cross_modal_rows(model: str, kind: str, seed: int, split: str, scores: np.ndarray, ids: np.ndarray,
