@@ -216,3 +216,16 @@ def test_read_top_csv_label_optional(tmp_path: Path) -> None:
     _write(tmp_path / "trials.csv", rows, UNLABELED)
     with pytest.raises(DataError, match="lacks column"):
         read_top_csv(tmp_path / "trials.csv")
+
+
+def test_readme_library_snippet_runs(run: dict[str, Any], tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"<!-- library-snippet:start -->\n```python\n(.*?)```", readme, re.S).group(1)
+    new_trials = pd.DataFrame(run["test_rows"])[UNLABELED]
+    namespace: dict[str, Any] = {"RUN_DIR": run["run_dir"], "new_trials": new_trials}
+    exec(compile(snippet, "README.md", "exec"), namespace)  # the README's own code, as a user runs it
+    assert list(namespace["scores"].columns) == ["id", "score", "decision"]
+    assert len(namespace["scores"]) == len(new_trials)
+    assert namespace["cfg"].emb_size == 16

@@ -364,15 +364,31 @@ def main() -> None:
     error (bad data, bad options: the message names the file, row and field); 130 interrupted (Ctrl-C).
     """
     import os
+    import signal
 
     from polymodal.errors import PolymodalError
 
     # typer ships its own copy of click: take its exception classes from typer, not from `click`
     click_exceptions = sys.modules[typer.BadParameter.__module__]
+    interrupted = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        # Lightning turns a KeyboardInterrupt during fit into sys.exit(1): remember that it was one
+        interrupted.append(True)
+        signal.default_int_handler(signum, frame)
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_sigint)
     code = 0
     try:
         result = app(standalone_mode=False)
         code = result if isinstance(result, int) else 0
+    except SystemExit as exc:
+        if not interrupted:
+            raise
+        _error("interrupted: rerun the same command to resume")
+        code = 130
+        del exc
     except (PolymodalError, UsageError) as exc:
         _error(str(exc))
         code = 2

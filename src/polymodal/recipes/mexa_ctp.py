@@ -267,8 +267,8 @@ class TrialPredictor:
     def predict(self, records: Any) -> pd.DataFrame:
         from polymodal.training import predict_scores  # Lightning: imported only when needed
 
-        if isinstance(records, pd.DataFrame):
-            records = _records_from_frame(records)
+        if isinstance(records, pd.DataFrame):  # a frame in the input format: validated like a file
+            records = self._records_from_frame(records)
         frame = pd.DataFrame({"id": [r.id for r in records], "score": np.zeros(len(records))})
         if records:
             features = self.featurizer.transform(records)
@@ -283,6 +283,14 @@ class TrialPredictor:
         rows = read_run_json(self.run_dir / "artifacts" / "example_input.json")
         return pd.DataFrame(rows["rows"] if isinstance(rows, dict) else rows).head(n)
 
+    def _records_from_frame(self, frame: pd.DataFrame) -> list[Record]:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "input.csv"
+            frame.to_csv(path, index=False)
+            return self.read_input(path)
+
     def _model(self, seed: int) -> MultimodalModel:
         path = self.run_dir / "jobs" / self.selection / f"seed_{seed}" / "mexa-ctp" / "model.pt"
         if not path.is_file():
@@ -290,16 +298,6 @@ class TrialPredictor:
         model = build_model(self.cfg, self.featurizer)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model
-
-
-def _records_from_frame(frame: pd.DataFrame) -> list[Record]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "input.csv"
-        frame.to_csv(path, index=False)
-        records, _ = read_top_csv(path, require_label=False)
-    return records
 
 
 def make_featurizer_from_icd(cfg: MexaCtpConfig, icd: IcdHierarchy, cache: EmbeddingCache) -> TrialFeaturizer:
