@@ -72,30 +72,36 @@ def tfidf_scores(queries: Sequence[str], names: Sequence[str]) -> np.ndarray:
     return (vec.transform(queries) @ vec.transform(names).T).toarray()
 
 
-def run_product_search(products: pd.DataFrame, name_emb: np.ndarray, image_feat: np.ndarray,
-                       encode_queries: Callable[[list[str]], np.ndarray], *, seeds: Sequence[int] = (0, 1, 2),
-                       variants: Sequence[str] = VARIANTS, cfg: TrainConfig | None = None,
-                       query_seed: int = 0) -> SearchResult:
-    """Train and evaluate everything; see the module docstring.
+@dataclass
+class Prepared:
+    """Everything the tower and baseline jobs share: splits, graded queries and their features."""
 
-    Args:
-        products: N products with id, name, articleType, baseColour, gender, usage (photos all present).
-        name_emb: (N, 384) frozen MiniLM of the names.
-        image_feat: (N, 1280) frozen photo features.
-        encode_queries: texts -> (Q, 384) frozen MiniLM (through the embedding cache).
-        seeds: training seeds of the towers (and of the random baseline).
-        variants: tower variants to train.
-        cfg: training settings.
-        query_seed: seed of the name-query word draws.
-    """
-    cfg = cfg or TrainConfig()
+    products: pd.DataFrame
+    name_emb: np.ndarray
+    image_feat: np.ndarray
+    queries: dict[str, list[Query]]
+    part: dict[str, np.ndarray]  # split -> product rows
+    ids: np.ndarray  # (N,) product ids as str
+    train_query_emb: np.ndarray  # (P, 384)
+    pairs_product: np.ndarray  # (P,) train-product row, -1 for attribute queries
+    pool: list[np.ndarray]  # per pair: fully relevant train-product rows
+    graded: dict[str, tuple[list[Query], np.ndarray, np.ndarray, np.ndarray]]  # split -> (queries, rel, emb, rows)
+
+    def info(self) -> dict[str, Any]:
+        return {"n_products": {s: len(v) for s, v in self.part.items()},
+                "n_queries": {s: len(self.graded[s][0]) for s in self.graded} | {"train": len(self.pairs_product)},
+                "n_queries_by_kind": {s: pd.Series([q.kind for q in self.graded[s][0]]).value_counts().to_dict()
+                                      for s in self.graded}}
+
+
+def prepare(products: pd.DataFrame, name_emb: np.ndarray, image_feat: np.ndarray,
+            encode_queries: Callable[[list[str]], np.ndarray], query_seed: int = 0) -> Prepared:
+    """Split products, generate and grade queries (disjointness checked), encode them."""
     products = products.reset_index(drop=True)
     psplit = product_split(products)
     queries = split_queries(products, seed=query_seed)
     check_disjoint(queries, products)
     part = {s: np.flatnonzero(psplit == s) for s in ("train", "valid", "test")}
-    ids = products["id"].astype(str).to_numpy()
-
     # Training pairs: a name query's target; an attribute query draws one fully relevant product per epoch.
     train_prods = products.iloc[part["train"]].reset_index(drop=True)
     tq, trel = _graded(queries["train"], train_prods)
@@ -103,53 +109,55 @@ def run_product_search(products: pd.DataFrame, name_emb: np.ndarray, image_feat:
     train_ids = train_prods["id"].astype(str).to_numpy()
     pool: list[np.ndarray] = []
     for j, q in enumerate(tq):
-        full = np.flatnonzero(trel[j] >= full_grade(q))
-        pool.append(full)
+        pool.append(np.flatnonzero(trel[j] >= full_grade(q)))
         if q.kind == "name":
             pairs_product[j] = int(np.flatnonzero(train_ids == q.target)[0])
-    tq_emb = encode_queries([q.text for q in tq])
-
     graded = {}
     for split in ("valid", "test"):
         prods = products.iloc[part[split]].reset_index(drop=True)
         qs, rel = _graded(queries[split], prods)
         graded[split] = (qs, rel, encode_queries([q.text for q in qs]), part[split])
+    return Prepared(products, name_emb, image_feat, queries, part, products["id"].astype(str).to_numpy(),
+                    encode_queries([q.text for q in tq]), pairs_product, pool, graded)
 
-    frames: list[pd.DataFrame] = []
-    models: dict[tuple[str, int], Towers] = {}
-    info: dict[str, Any] = {"n_products": {s: len(v) for s, v in part.items()},
-                            "n_queries": {s: len(graded[s][0]) for s in graded} | {"train": len(tq)},
-                            "training": {}}
+
+def tower_rows(prep: Prepared, variant: str, seed: int, cfg: TrainConfig) -> tuple[pd.DataFrame, Towers, dict]:
+    """Train one tower variant for one seed; its valid/test (and cross-modal) rows, the model, its history."""
+    name_emb, image_feat, ids = prep.name_emb, prep.image_feat, prep.ids
 
     def valid_ndcg(model: Towers) -> float:
-        _qs, rel, qemb, rows = graded["valid"]
+        _qs, rel, qemb, rows = prep.graded["valid"]
         scores = query_vectors(model, qemb) @ product_vectors(model, name_emb[rows], image_feat[rows]).T
         return float(retrieval_metrics(scores, rel)["ndcg@10"].mean())
 
-    for variant in variants:
-        name = TOWER_NAMES[variant]
-        for seed in seeds:
-            model, hist = train_towers(variant, tq_emb, pairs_product, name_emb[part["train"]],
-                                       image_feat[part["train"]], valid_ndcg, cfg, seed, attribute_pool=pool)
-            models[(variant, seed)] = model
-            info["training"][f"{name}/seed{seed}"] = hist
-            for split in ("valid", "test"):
-                qs, rel, qemb, rows = graded[split]
-                scores = query_vectors(model, qemb) @ product_vectors(model, name_emb[rows], image_feat[rows]).T
-                frames.append(_rows(name, TOWER_KINDS[variant], seed, split, qs, scores, rel, ids[rows]))
-                if variant in ("mm3", "mm4"):
-                    frames.extend(_cross_modal(name, TOWER_KINDS[variant], seed, split, model, name_emb[rows],
-                                               image_feat[rows], ids[rows]))
-
-    # Baselines (selection "": nothing is selected on validation).
-    type_counts = products["articleType"].iloc[part["train"]].value_counts()
+    train = prep.part["train"]
+    model, hist = train_towers(variant, prep.train_query_emb, prep.pairs_product, name_emb[train], image_feat[train],
+                               valid_ndcg, cfg, seed, attribute_pool=prep.pool)
+    name, frames = TOWER_NAMES[variant], []
     for split in ("valid", "test"):
-        qs, rel, qemb, rows = graded[split]
+        qs, rel, qemb, rows = prep.graded[split]
+        scores = query_vectors(model, qemb) @ product_vectors(model, name_emb[rows], image_feat[rows]).T
+        frames.append(_rows(name, TOWER_KINDS[variant], seed, split, qs, scores, rel, ids[rows]))
+        if variant in ("mm3", "mm4"):
+            frames.extend(_cross_modal(name, TOWER_KINDS[variant], seed, split, model, name_emb[rows],
+                                       image_feat[rows], ids[rows]))
+    return pd.concat(frames, ignore_index=True), model, hist
+
+
+def baseline_rows(prep: Prepared, seeds: Sequence[int]) -> pd.DataFrame:
+    """TF-IDF and zero-shot MiniLM (deterministic, seed 0), random and popular-type (each seed).
+
+    Selection is "" for all of them: nothing is chosen on validation.
+    """
+    products, ids, frames = prep.products, prep.ids, []
+    type_counts = products["articleType"].iloc[prep.part["train"]].value_counts()
+    for split in ("valid", "test"):
+        qs, rel, qemb, rows = prep.graded[split]
         names = products["name"].iloc[rows].astype(str).tolist()
         texts = [q.text for q in qs]
         frames.append(_rows("tfidf-names", "baseline", 0, split, qs, tfidf_scores(texts, names), rel,
                             ids[rows], selection=""))
-        zs = qemb @ name_emb[rows].T  # both unit-normalised MiniLM
+        zs = qemb @ prep.name_emb[rows].T  # both unit-normalised MiniLM
         frames.append(_rows("minilm-zero-shot", "baseline", 0, split, qs, zs, rel, ids[rows], selection=""))
         for seed in seeds:
             rng = np.random.default_rng(1000 + seed)
@@ -162,7 +170,37 @@ def run_product_search(products: pd.DataFrame, name_emb: np.ndarray, image_feat:
             frames.append(_rows("popular-type", "trivial", seed, split, qs, scores, rel, ids[rows], selection=""))
             n = len(rows)
             frames.extend(_cross_modal_rows("random", "trivial", seed, split, rng.random((n, n)), ids[rows], ""))
-    return SearchResult(pd.concat(frames, ignore_index=True), models, info, queries, products)
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_product_search(products: pd.DataFrame, name_emb: np.ndarray, image_feat: np.ndarray,
+                       encode_queries: Callable[[list[str]], np.ndarray], *, seeds: Sequence[int] = (0, 1, 2),
+                       variants: Sequence[str] = VARIANTS, cfg: TrainConfig | None = None,
+                       query_seed: int = 0) -> SearchResult:
+    """Train and evaluate everything in one process; see the module docstring.
+
+    Args:
+        products: N products with id, name, articleType, baseColour, gender, usage (photos all present).
+        name_emb: (N, 384) frozen MiniLM of the names.
+        image_feat: (N, 1280) frozen photo features.
+        encode_queries: texts -> (Q, 384) frozen MiniLM (through the embedding cache).
+        seeds: training seeds of the towers (and of the random baseline).
+        variants: tower variants to train.
+        cfg: training settings.
+        query_seed: seed of the name-query word draws.
+    """
+    cfg = cfg or TrainConfig()
+    prep = prepare(products, name_emb, image_feat, encode_queries, query_seed)
+    frames, models = [], {}
+    info: dict[str, Any] = {**prep.info(), "training": {}}
+    for variant in variants:
+        for seed in seeds:
+            rows, model, hist = tower_rows(prep, variant, seed, cfg)
+            frames.append(rows)
+            models[(variant, seed)] = model
+            info["training"][f"{TOWER_NAMES[variant]}/seed{seed}"] = hist
+    frames.append(baseline_rows(prep, seeds))
+    return SearchResult(pd.concat(frames, ignore_index=True), models, info, prep.queries, prep.products)
 
 
 def _cross_modal_rows(model: str, kind: str, seed: int, split: str, scores: np.ndarray, ids: np.ndarray,
