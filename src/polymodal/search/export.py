@@ -53,26 +53,40 @@ def write_export(run_dir: str | Path, tower: str, catalog: pd.DataFrame, vectors
 
 def read_export(run_dir: str | Path, tower: str | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame, np.ndarray]:
     """(folder, export.json, catalogue, vectors) of one tower; ``tower=None`` takes the selected or only one."""
-    base = Path(run_dir) / "search"
-    if not base.is_dir():
+    run = Path(run_dir)
+    # RUN/search/<tower> (pipeline runs) or RUN/jobs/<tower>/seed_0/search/<tower> (the recipe's jobs)
+    exports = [*run.glob("search/*/export.json"), *run.glob("jobs/*/*/search/*/export.json")]
+    found = {p.parent.name: p.parent for p in exports}
+    if not found:
         raise MissingDataError(f"{run_dir}: no search/ export in this run (run the product-search recipe, "
                                "or `polymodal index export-zero-shot` for the untrained MiniLM baseline)")
-    towers = sorted(p.name for p in base.iterdir() if (p / "export.json").is_file())
+    towers = sorted(found)
     if tower is None:
-        selected = base / "selected.json"
-        if selected.is_file():
-            tower = json.loads(selected.read_text(encoding="utf-8"))["tower"]
-        elif len(towers) == 1:
-            tower = towers[0]
-        else:
-            raise DataError(f"{run_dir}: several towers ({', '.join(towers)}); choose one with --tower")
-    if tower not in towers:
+        tower = _selected_tower(run, towers)
+    if tower not in found:
         raise MissingDataError(f"{run_dir}: no complete export for tower {tower!r}; have {', '.join(towers) or 'none'}")
-    folder = base / tower
+    folder = found[tower]
     meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
     catalog = pd.read_parquet(folder / "catalog.parquet")
     vectors = np.load(folder / "vectors.npy")
     return folder, meta, catalog, vectors
+
+
+def _selected_tower(run: Path, towers: list[str]) -> str:
+    """search/selected.json, else the best validation ndcg@10 in metrics.json, else the only tower."""
+    selected = run / "search" / "selected.json"
+    if selected.is_file():
+        return str(json.loads(selected.read_text(encoding="utf-8"))["tower"])
+    metrics = run / "metrics.json"
+    if metrics.is_file():
+        models = json.loads(metrics.read_text(encoding="utf-8")).get("models", {})
+        scored = {t: models[t]["splits"]["valid"]["ndcg@10"]["mean"] for t in towers
+                  if t in models and "valid" in models[t].get("splits", {})}
+        if scored:
+            return max(scored, key=lambda t: scored[t])
+    if len(towers) == 1:
+        return towers[0]
+    raise DataError(f"{run}: several towers ({', '.join(towers)}) and no metrics.json; choose one with --tower")
 
 
 def zero_shot_export(data_dir: str | Path, run_dir: str | Path, cache: Any, *, limit: int | None = None) -> Path:
