@@ -89,7 +89,9 @@ def attribute_queries(products: pd.DataFrame) -> list[Query]:
             if any(v in _SKIP_VALUES for v in values.values()):
                 continue
             words = [values[f].lower() for f in _ORDER if f in values]
-            text = " ".join([*words, type_phrase(article)])
+            # "casual" usage + "casual shoe" type would read "casual casual shoe": keep each word once
+            tokens = " ".join([*words, type_phrase(article)]).split()
+            text = " ".join(dict.fromkeys(tokens))
             if text not in seen:
                 attrs = (*sorted(values.items()), ("articleType", article))
                 seen[text] = Query(text, "attribute", split_of("combo:" + text), attrs)

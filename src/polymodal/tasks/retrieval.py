@@ -34,7 +34,9 @@ def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> d
     """Mean of a - b over queries, 95% bootstrap CI and a two-sided bootstrap p-value (paired by query)."""
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     boots = d[_boot_indices(len(d), n_boot, seed)].mean(axis=1)
-    p = 2 * min(float((boots <= 0).mean()), float((boots >= 0).mean()))
+    # add-one so that a bootstrap with no resample on the other side gives p >= 2 / (B + 1), never 0
+    below, above = int((boots <= 0).sum()), int((boots >= 0).sum())
+    p = 2 * min(below + 1, above + 1) / (n_boot + 1)
     return {"mean": float(d.mean()), "ci_low": float(np.quantile(boots, 0.025)),
             "ci_high": float(np.quantile(boots, 0.975)), "p_value": min(1.0, p)}
 
