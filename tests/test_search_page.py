@@ -143,3 +143,31 @@ def test_page_shows_server_errors(base_url: str) -> None:
         assert driver.find_elements(By.CSS_SELECTOR, ".card") == []
     finally:
         driver.quit()
+
+
+def test_page_searches_by_uploaded_photo(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from polymodal.search.service import create_app
+    from tests.search_fixtures import ColourImageEncoder, build_test_index
+
+    root = tmp_path_factory.mktemp("upload")
+    index = build_test_index(root)
+    photo = root / "red.png"
+    Image.new("RGB", (48, 48), (205, 25, 30)).save(photo)
+    with ServerThread(create_app(index, background=False, encoder=ColourImageEncoder())) as url:
+        driver = open_browser()
+        try:
+            driver.get(url + "/")
+            wait = WebDriverWait(driver, 20)
+            wait.until(ec.presence_of_element_located((By.ID, "filter-gender")))
+            driver.find_element(By.ID, "image").send_keys(str(photo))
+            driver.find_element(By.ID, "go").click()
+            wait.until(lambda d: "results" in d.find_element(By.ID, "status").text)
+            first = driver.find_element(By.CSS_SELECTOR, ".card .attrs").text
+            assert first.endswith("Red")  # the photo's colour, no text given
+        finally:
+            driver.quit()
