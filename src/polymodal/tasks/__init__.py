@@ -8,8 +8,9 @@ from polymodal.tasks.base import COMMON_COLUMNS, KINDS, Task, flat_rows, per_see
 from polymodal.tasks.binary import BinaryTask
 from polymodal.tasks.hierarchical import HierarchicalTask
 from polymodal.tasks.ranking import RankingTask
+from polymodal.tasks.retrieval import RetrievalTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, HierarchicalTask, RankingTask)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, HierarchicalTask, RankingTask, RetrievalTask)}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -20,6 +21,6 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "HierarchicalTask", "RankingTask", "Task", "flat_rows",
+__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "HierarchicalTask", "RankingTask", "RetrievalTask", "Task", "flat_rows",
            "per_seed",
            "register_task"]
