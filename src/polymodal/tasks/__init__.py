@@ -21,6 +21,5 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "HierarchicalTask", "RankingTask", "RetrievalTask", "Task", "flat_rows",
-           "per_seed",
-           "register_task"]
+__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "HierarchicalTask", "RankingTask", "RetrievalTask",
+           "Task", "flat_rows", "per_seed", "register_task"]
