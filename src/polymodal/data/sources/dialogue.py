@@ -27,8 +27,8 @@ import pandas as pd
 
 from polymodal.errors import DataError
 
-__all__ = ["UtteranceTable", "fix_text", "parse_int", "parse_label", "preceding_context", "read_text_file",
-           "require_columns"]
+__all__ = ["UtteranceTable", "fix_text", "parse_int", "parse_label", "preceding_context", "preceding_indices",
+           "read_text_file", "require_columns"]
 
 # Typographic punctuation -> ASCII, so "don’t" and "don't" are the same string.
 _ASCII_PUNCT = str.maketrans({
@@ -85,6 +85,40 @@ def fix_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+def preceding_indices(frame: pd.DataFrame, *, dialogue: str, order: str, max_turns: int = 8) -> list[np.ndarray]:
+    """Row positions of each row's earlier utterances in its dialogue (oldest first).
+
+    Args:
+        frame: one row per utterance; any row order.
+        dialogue: column naming the dialogue (NaN: no dialogue known, no earlier utterances).
+        order: column ordering utterances inside a dialogue (numeric).
+        max_turns: keep only the last ``max_turns`` earlier utterances (0: always empty).
+
+    Returns:
+        One int array per row of ``frame`` (same order) of positions (0-based, into ``frame``) of
+        utterances with a strictly smaller ``order`` in the same dialogue, the most recent last.
+    """
+    if max_turns < 0:
+        raise ValueError(f"max_turns must be >= 0, got {max_turns}")
+    empty = np.zeros(0, dtype=np.int64)
+    out = [empty] * len(frame)
+    if max_turns == 0 or len(frame) == 0:
+        return out
+    keys = frame[dialogue].to_numpy()
+    orders = frame[order].to_numpy(dtype=float)
+    positions = np.arange(len(frame))
+    known = ~pd.isna(keys)
+    for _, idx in pd.Series(positions[known]).groupby(pd.Series(keys[known]).to_numpy()):
+        rows = idx.to_numpy()
+        rows = rows[np.argsort(orders[rows], kind="stable")]
+        sorted_orders = orders[rows]
+        for j, row in enumerate(rows):
+            # Strictly earlier: a duplicate order key (same turn twice) is not context for itself.
+            earlier = rows[: int(np.searchsorted(sorted_orders, sorted_orders[j], side="left"))]
+            out[row] = earlier[-max_turns:]
+    return out
+
+
 def preceding_context(
     frame: pd.DataFrame,
     *,
@@ -110,28 +144,12 @@ def preceding_context(
         One string per row of ``frame`` (same order); ``""`` for a dialogue's first utterance.
         Only utterances with a strictly smaller ``order`` in the same dialogue appear.
     """
-    if max_turns < 0:
-        raise ValueError(f"max_turns must be >= 0, got {max_turns}")
-    out = [""] * len(frame)
-    if max_turns == 0 or len(frame) == 0:
-        return out
     turns = frame[text].astype(str)
     if speaker is not None:
         turns = frame[speaker].astype(str) + ": " + turns
     turn_list = turns.tolist()
-    keys = frame[dialogue].to_numpy()
-    orders = frame[order].to_numpy(dtype=float)
-    positions = np.arange(len(frame))
-    known = ~pd.isna(keys)
-    for _, idx in pd.Series(positions[known]).groupby(pd.Series(keys[known]).to_numpy()):
-        rows = idx.to_numpy()
-        rows = rows[np.argsort(orders[rows], kind="stable")]
-        sorted_orders = orders[rows]
-        for j, row in enumerate(rows):
-            # Strictly earlier: a duplicate order key (same turn twice) is not context for itself.
-            earlier = rows[: int(np.searchsorted(sorted_orders, sorted_orders[j], side="left"))]
-            out[row] = sep.join(turn_list[k] for k in earlier[-max_turns:])
-    return out
+    return [sep.join(turn_list[k] for k in idx)
+            for idx in preceding_indices(frame, dialogue=dialogue, order=order, max_turns=max_turns)]
 
 
 def read_text_file(path: str | Path, actions: list[str]) -> str:
