@@ -21,7 +21,7 @@ from polymodal.evaluation.multitask import MISSING, multitask_metrics
 from polymodal.training.best_weights import BestWeights
 from polymodal.training.multitask_model import MultiTaskClassifier
 
-__all__ = ["FitSettings", "MultiTaskData", "fit_multitask", "predict_proba"]
+__all__ = ["FitSettings", "MultiTaskData", "fit_multitask", "masked_loss", "predict_proba"]
 
 
 @dataclass
@@ -97,6 +97,25 @@ def predict_proba(model: MultiTaskClassifier, data: MultiTaskData, batch_size: i
             for t, v in out.items()}
 
 
+def masked_loss(logits: Mapping[str, torch.Tensor], labels: torch.Tensor, tasks: Sequence[str]) -> torch.Tensor:
+    """Sum over tasks of the mean cross-entropy over the samples that carry the task's label.
+
+    Args:
+        logits: task -> (B, C_task).
+        labels: (B, T) int64, ``-1`` where missing.
+        tasks: T task names (column order of ``labels``).
+
+    Returns:
+        Scalar loss; a task without any label in the batch contributes 0 (and no gradient).
+    """
+    loss = logits[tasks[0]].new_zeros(())
+    for j, task in enumerate(tasks):
+        have = labels[:, j] != MISSING  # (B,)
+        if have.any():
+            loss = loss + nn.functional.cross_entropy(logits[task][have], labels[have, j])
+    return loss
+
+
 def _score(model: MultiTaskClassifier, data: MultiTaskData, n_classes: Sequence[int]) -> float:
     probs = predict_proba(model, data)
     pred = np.stack([probs[t].argmax(1) for t in model.tasks], axis=1)  # (N, T)
@@ -126,7 +145,6 @@ def fit_multitask(train: MultiTaskData, valid: MultiTaskData, task_classes: Mapp
     model = MultiTaskClassifier(dims, task_classes, hidden=settings.hidden, dropout=settings.dropout,
                                 cross_task=cross_task, heads=settings.heads)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    loss_fn = nn.CrossEntropyLoss(reduction="sum")
     feats, masks = _tensors(train, modalities)
     labels = torch.as_tensor(train.labels, dtype=torch.long)  # (N, T)
     n_classes = list(task_classes.values())
@@ -136,12 +154,7 @@ def fit_multitask(train: MultiTaskData, valid: MultiTaskData, task_classes: Mapp
         model.train()
         for idx in torch.randperm(len(train), generator=gen).split(settings.batch_size):
             logits = model({m: v[idx] for m, v in feats.items()}, {m: v[idx] for m, v in masks.items()})
-            y = labels[idx]  # (B, T)
-            loss = logits[model.tasks[0]].new_zeros(())
-            for j, task in enumerate(model.tasks):
-                have = y[:, j] != MISSING  # (B,)
-                if have.any():
-                    loss = loss + loss_fn(logits[task][have], y[have, j]) / have.sum()
+            loss = masked_loss(logits, labels[idx], model.tasks)
             if not loss.requires_grad:
                 continue  # a batch without any label
             opt.zero_grad()
