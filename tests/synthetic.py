@@ -69,3 +69,49 @@ def make_problem(n_train: int = 240, seed: int = 0) -> BinaryProblem:
         build_objective=build_toy_objective,
         document=lambda r: " ".join("hi" if v > 0 else "lo" for v in np.asarray(r.inputs["signal"])[:, 0]),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# A toy recipe on the one runner (not registered: tests pass it to run_recipe directly).
+
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+
+from polymodal.config import ProtocolConfig, TrainConfig  # noqa: E402
+from polymodal.recipes.registry import Paper, Recipe  # noqa: E402
+from polymodal.runs.problem import Problem  # noqa: E402
+from polymodal.runs.record_binary import (  # noqa: E402
+    RecordBinarySpec,
+    make_fold,
+    record_binary_jobs,
+    selection_manifest,
+)
+from polymodal.tasks import BinaryTask  # noqa: E402
+
+
+class ToyConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    width: int = Field(8, description="unused; changes the config hash in a test")
+    train: TrainConfig = TrainConfig(max_epochs=12, patience=4, batch_size=32, lr=3e-3, progress=False, threads=1)
+    protocol: ProtocolConfig = ProtocolConfig(seeds=2, n_boot=200)
+
+
+def toy_document(record) -> str:  # type: ignore[no-untyped-def]
+    return " ".join("hi" if v > 0 else "lo" for v in np.asarray(record.inputs["signal"])[:, 0])
+
+
+def build_toy(cfg: ToyConfig, *, data_dir=None, cache_dir=None) -> Problem:  # type: ignore[no-untyped-def]
+    splits = make_problem().splits
+    folds = [make_fold(splits, s, cfg.protocol, ArrayFeaturizer) for s in cfg.protocol.selections]
+    spec = RecordBinarySpec("toy-experts", build_toy_model, build_toy_objective, toy_document,
+                            robustness=cfg.protocol.robustness, baselines=cfg.protocol.baselines)
+    return Problem(task=BinaryTask(headline="toy-experts", selections=cfg.protocol.selections,
+                                   n_boot=cfg.protocol.n_boot, unit="record"),
+                   jobs=record_binary_jobs(spec, folds, cfg.protocol.seeds), dataset={"description": "planted"},
+                   split_manifest=selection_manifest(folds))
+
+
+TOY = Recipe(name="toy", paper=Paper("toy", "0000.00000"), summary="planted signal", config_cls=ToyConfig,
+             build=build_toy)
+
+

@@ -2,7 +2,7 @@
 
 The text encoder is swapped for the hashing one (through the name the recipe looks up), so the
 test needs no pretrained model; everything else (Morgan fingerprints, ICD vocabulary, the runner,
-the pickled featuriser, the saved state dicts) is the real code path.
+the featuriser saved as JSON, the saved state dicts) is the real code path.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ import torch
 from typer.testing import CliRunner
 
 from polymodal.cli import app
+from polymodal.config import ProtocolConfig, TrainConfig
 from polymodal.data.sources.top import COLUMNS, read_top_csv
 from polymodal.encoders.text import HashingTextEncoder
 from polymodal.errors import DataError, MissingDataError
-from polymodal.experiment import ProtocolConfig
 from polymodal.io import write_json
-from polymodal.predict import predict_file
 from polymodal.recipes import mexa_ctp
-from polymodal.training import TrainConfig
+from polymodal.runs import predict_file, run_recipe, write_example_input
 
 ICD_TABLE = (
     'C34,"Malignant neoplasm of bronchus and lung"\nC349,"... unspecified part"\nC3490,"... lung"\n'
@@ -73,6 +72,12 @@ def _data_dir(root: Path) -> tuple[Path, list[dict[str, str]]]:
     return root, rows[48:]
 
 
+@pytest.fixture(autouse=True)
+def hashing_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the run was trained with the hashing encoder: new trials must be embedded with it too
+    monkeypatch.setattr(mexa_ctp, "SentenceTextEncoder", lambda model_id: HashingTextEncoder(dim=32))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One finished run folder (2 seeds, valid selection, 2 epochs) shared by the tests here."""
@@ -87,7 +92,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(mexa_ctp, "SentenceTextEncoder", lambda model_id: HashingTextEncoder(dim=32))
-            mexa_ctp.run(cfg, data_dir=data_dir, out_dir=root / "run", cache_dir=root / "cache")
+            run_recipe(mexa_ctp.RECIPE, cfg, out_dir=root / "run", data_dir=data_dir, cache_dir=root / "cache",
+                       progress=False)
         yield {"run_dir": root / "run", "cache_dir": root / "cache", "test_rows": test_rows, "root": root}
     finally:
         torch.set_num_threads(threads)
@@ -120,22 +126,28 @@ def test_scores_new_trials_with_the_saved_ensemble_and_threshold(run: dict[str, 
     assert f"score >= {threshold:.4f}" in log.getvalue()
 
 
+def _predict(run_dir: Path, path: Path, cache_dir: Path) -> tuple[pd.DataFrame, float]:
+    predictor = mexa_ctp.TrialPredictor(run_dir, cache_dir)
+    return predictor.predict(predictor.read_input(path)), predictor.threshold
+
+
 def test_decision_follows_the_threshold_in_metrics_json(run: dict[str, Any], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    for name in ("config.json", "metrics.json"):
-        (run_dir / name).parent.mkdir(exist_ok=True)
-        (run_dir / name).write_bytes((run["run_dir"] / name).read_bytes())
-    (run_dir / "valid").symlink_to(run["run_dir"] / "valid")
+    run_dir.mkdir()
+    for name in ("config.json", "metrics.json", "artifacts", "jobs"):
+        (run_dir / name).symlink_to(run["run_dir"] / name)
+    (run_dir / "metrics.json").unlink()
+    (run_dir / "metrics.json").write_bytes((run["run_dir"] / "metrics.json").read_bytes())
     _write(tmp_path / "new.csv", run["test_rows"], UNLABELED)
-    first = mexa_ctp.predict(run_dir, tmp_path / "new.csv", run["cache_dir"])
+    first, _ = _predict(run_dir, tmp_path / "new.csv", run["cache_dir"])
     middle = float(np.median(first["score"]))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     metrics["models"]["mexa-ctp"]["threshold"]["per_seed"] = [middle - 1.0, middle + 1.0]  # mean = median
     write_json(run_dir / "metrics.json", metrics)
-    again = mexa_ctp.predict(run_dir, tmp_path / "new.csv", run["cache_dir"])
+    again, threshold = _predict(run_dir, tmp_path / "new.csv", run["cache_dir"])
     np.testing.assert_array_equal(again["score"], first["score"])
     assert (again["decision"] == (again["score"] >= middle).astype(int)).all()
-    assert again.attrs["threshold"] == pytest.approx(middle)
+    assert threshold == pytest.approx(middle)
 
 
 def test_bad_codes_and_smiles_are_counted_and_printed(run: dict[str, Any], tmp_path: Path) -> None:
@@ -168,8 +180,16 @@ def test_incomplete_run_folder_names_the_file(run: dict[str, Any], tmp_path: Pat
         predict_file(run_dir, tmp_path / "new.csv", tmp_path / "scores.csv")
     (run_dir / "config.json").write_bytes((run["run_dir"] / "config.json").read_bytes())
     (run_dir / "metrics.json").write_bytes((run["run_dir"] / "metrics.json").read_bytes())
-    with pytest.raises(MissingDataError, match=r"featurizer\.pkl"):
+    with pytest.raises(MissingDataError, match=r"featurizer\.json"):
         predict_file(run_dir, tmp_path / "new.csv", tmp_path / "scores.csv")
+
+
+def test_example_input_round_trips_through_predict(run: dict[str, Any], tmp_path: Path) -> None:
+    n = write_example_input(run["run_dir"], tmp_path / "example.csv")
+    example = pd.read_csv(tmp_path / "example.csv")
+    assert n == len(example) == 5 and "label" not in example.columns
+    assert predict_file(run["run_dir"], tmp_path / "example.csv", tmp_path / "scores.csv",
+                        cache_dir=run["cache_dir"]) == 5
 
 
 def test_cli(run: dict[str, Any], tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -71,72 +70,158 @@ def data_check(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
         raise typer.Exit(1)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                               "help_option_names": []})
 def run(
     ctx: typer.Context,
-    recipe: Annotated[str, typer.Argument(help="Recipe name (see `polymodal recipes`).")],
+    recipe: Annotated[str | None, typer.Argument(help="Recipe name (see `polymodal recipes`).")] = None,
     data_dir: DataDir = None,
     cache_dir: CacheDir = None,
     out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/RECIPE).")] = None,
-    seeds: Annotated[int | None, typer.Option("--seeds", help="Training seeds.")] = None,
-    devices: Annotated[int | None, typer.Option("--devices", help="Processes/GPUs for DDP.")] = None,
-    num_nodes: Annotated[int | None, typer.Option("--num-nodes", help="Nodes for multi-node DDP.")] = None,
-    max_epochs: Annotated[int | None, typer.Option("--max-epochs")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", help="Seeds trained at once, one process each.")] = None,
+    seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="Training seeds.")] = None,
+    devices: Annotated[int | None, typer.Option("--devices", min=1, help="Processes/GPUs for DDP.")] = None,
+    num_nodes: Annotated[int | None, typer.Option("--num-nodes", min=1, help="Nodes for multi-node DDP.")] = None,
+    max_epochs: Annotated[int | None, typer.Option("--max-epochs", min=1, help="Most epochs per model.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Jobs trained at once, one process each.")
+                       ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="JSON file of recipe options.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run with other options in --out.")
+                         ] = False,
+    print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved config and exit.")
+                            ] = False,
     as_json: JsonFlag = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    show_help: Annotated[bool, typer.Option("--help", "-h", help="Show this recipe's options and exit.")] = False,
 ) -> None:
     """Train and evaluate RECIPE. Recipe options go after it, e.g. `--phase I --emb-size 16`."""
     from polymodal.config import apply_overrides
 
+    if recipe is None:
+        if show_help:
+            typer.echo(ctx.get_help())
+            return
+        raise UsageError("missing RECIPE: `polymodal run RECIPE [options]` (see `polymodal recipes`)")
     entry = _registry().get(recipe)
-    overrides: dict[str, Any] = json.loads(config.read_text()) if config else {}
+    if show_help:
+        typer.echo(recipe_help(entry))
+        return
+    overrides: dict[str, Any] = _read_config_file(config) if config else {}
     overrides.update(_parse_extra(ctx.args))
     train_overrides = {k: v for k, v in {"devices": devices, "num_nodes": num_nodes, "max_epochs": max_epochs,
-                                                  "workers": workers}.items()
-                       if v is not None}
-    if quiet or as_json:
+                                         "workers": workers}.items() if v is not None}
+    progress = not (quiet or as_json)
+    if not progress:
         train_overrides["progress"] = False
     cfg = apply_overrides(entry.config_cls, overrides, train=train_overrides,
                           protocol={"seeds": seeds} if seeds is not None else {})
+    if print_config:
+        typer.echo(json.dumps({"recipe": entry.name, "options": cfg.model_dump(mode="json")}, indent=2))
+        return
     out_dir = out or Path("runs") / recipe
     _quiet_libraries()
     started = time.perf_counter()
-    metrics = entry.runner(cfg, data_dir=data_dir, out_dir=out_dir, cache_dir=cache_dir)
+    if entry.build is not None:
+        from polymodal.runs import run_recipe
+
+        metrics = run_recipe(entry, cfg, out_dir=out_dir, data_dir=data_dir, cache_dir=cache_dir,
+                             overwrite=overwrite, progress=progress)
+    else:  # a recipe not yet moved to the one runner
+        metrics = entry.runner(cfg, data_dir=data_dir, out_dir=out_dir, cache_dir=cache_dir)
     if metrics is None:  # a non-zero DDP rank
         return
     _emit(metrics, out_dir, as_json, time.perf_counter() - started)
+
+
+def recipe_help(entry: Any) -> str:
+    """`polymodal run RECIPE --help`: the recipe's paper and every option with type, default and meaning."""
+    lines = [f"Usage: polymodal run {entry.name} [OPTIONS] [RECIPE OPTIONS]", "",
+             f"{entry.summary}", f"Paper: {entry.paper.title} (arXiv {entry.paper.arxiv_id})", "",
+             "Run options:"]
+    for flag, text in (("--data-dir DIR", "data directory (else $POLYMODAL_DATA)"),
+                       ("--cache-dir DIR", "writable cache (else $POLYMODAL_CACHE)"),
+                       ("--out DIR", f"run folder (default runs/{entry.name})"),
+                       ("--seeds N", "training seeds (protocol.seeds)"), ("--max-epochs N", "train.max_epochs"),
+                       ("--workers N", "jobs trained at once (train.workers)"), ("--devices N", "DDP processes"),
+                       ("--config FILE", "JSON file of recipe options"),
+                       ("--overwrite", "replace a run with other options in --out"),
+                       ("--print-config", "print the resolved config and exit"),
+                       ("--json", "print the metric rows as one JSON document on stdout"),
+                       ("--quiet", "no progress output")):
+        lines.append(f"  {flag:<22} {text}")
+    lines += ["", "Recipe options (--name value; --no-name for false; nested ones as JSON, e.g. "
+              "--train '{\"lr\": 0.01}'):"]
+    lines += option_lines(entry.config_cls)
+    return "\n".join(lines)
+
+
+def option_lines(cls: Any, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    out = []
+    defaults = cls()
+    for name, field in cls.model_fields.items():
+        default = getattr(defaults, name)
+        if isinstance(default, BaseModel):
+            out += option_lines(type(default), prefix=f"{prefix}{name}.")
+            continue
+        kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        flag = f"--{(prefix + name).replace('_', '-')}" if not prefix else f"{prefix}{name}"
+        text = field.description or ""
+        out.append(f"  {flag:<30} {kind:<14} default {default!r}" + (f"  {text}" if text else ""))
+    return out
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    from polymodal.errors import ConfigError
+
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--config {path}: not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of options, got {type(value).__name__}")
+    return value
 
 
 @app.command("eval")
 def eval_(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `polymodal run`.")],
     as_json: JsonFlag = False,
+    write: Annotated[bool, typer.Option("--write", help="Replace the run's metrics.json and report.md.")] = False,
     data_dir: DataDir = None,
     cohort: Annotated[str | None, typer.Option(
         "--cohort", help="Score this cohort of --data-dir with the run's models (zero-shot, where the recipe "
                          "offers it) instead of re-rendering the run.")] = None,
     cache_dir: CacheDir = None,
 ) -> None:
-    """Re-render a finished run's report from its metrics.json and predictions.csv."""
+    """Recompute a finished run's metrics from its predictions.csv (identical to the run's own)."""
+    config_path = run_dir / "config.json"
+    recipe = json.loads(config_path.read_text()).get("recipe", "") if config_path.exists() else ""
     if cohort is not None:  # a recipe hook: Recipe.extra["zero_shot"](run_dir, cohort=, data_dir=, cache_dir=)
-        recipe = json.loads((run_dir / "config.json").read_text()).get("recipe", "") if (
-            run_dir / "config.json").exists() else ""
         hook = _registry().get(recipe).extra.get("zero_shot") if recipe else None
         if hook is None:
-            raise typer.BadParameter(f"the run in {run_dir} ({recipe or 'no config.json'}) cannot score a new cohort",
-                                     param_hint="--cohort")
+            raise UsageError(f"--cohort: the run in {run_dir} ({recipe or 'no config.json'}) cannot score a new cohort")
         _quiet_libraries()
         metrics, out = hook(run_dir, cohort=cohort, data_dir=data_dir, cache_dir=cache_dir)
         _emit(metrics, out, as_json, None)
         return
+    if (run_dir / "manifest.json").exists():
+        from polymodal.runs import evaluate_run
+
+        metrics, differences = evaluate_run(run_dir, write=write)
+        if differences:
+            console.print(f"{len(differences)} value(s) differ from the run's metrics.json (e.g. {differences[0]})"
+                          + ("; rewritten" if write else "; rerun with --write to replace it"))
+        else:
+            console.print("metrics.json reproduced exactly from predictions.csv")
+        _emit(metrics, run_dir, as_json, None)
+        return
     from polymodal.evaluation.rerun import reevaluate
 
-    # a recipe whose run folder is not the binary one registers its own: Recipe.extra["reevaluate"](run_dir)
-    config = run_dir / "config.json"
-    name = json.loads(config.read_text()).get("recipe") if config.exists() else None
-    hook = _registry().get(name).extra.get("reevaluate") if name in _registry().names() else None
+    # a legacy run folder: a recipe whose run folder is not the binary one registers its own
+    hook = _registry().get(recipe).extra.get("reevaluate") if recipe in _registry().names() else None
     metrics = hook(run_dir) if hook else reevaluate(run_dir)
     _emit(metrics, run_dir, as_json, None)
 
@@ -144,14 +229,38 @@ def eval_(
 @app.command()
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `polymodal run`.")],
-    input: Annotated[Path, typer.Option("--input", help="CSV of new samples in the recipe's input format.")],
-    output: Annotated[Path, typer.Option("--output", help="Where to write id,score,decision.")],
+    input: Annotated[Path | None, typer.Option("--input", help="CSV of new samples in the recipe's input format.")
+                     ] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Where to write the predictions CSV.")] = None,
+    example_input: Annotated[Path | None, typer.Option(
+        "--example-input", help="Write a few rows of this recipe's input format (from the run's test split, "
+                                "labels removed) to this file and exit.")] = None,
     cache_dir: CacheDir = None,
 ) -> None:
-    """Score new samples with the seed ensemble of a finished run."""
-    from polymodal.predict import predict_file
+    """Score new samples with a finished run's saved models and validation-chosen decisions."""
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        from polymodal.errors import MissingDataError
 
-    n = predict_file(run_dir, input, output, cache_dir=cache_dir)
+        raise MissingDataError(f"{config_path} not found: {run_dir} is not a run folder")
+    recipe = json.loads(config_path.read_text()).get("recipe", "")
+    entry = _registry().get(recipe)
+    if example_input is not None:
+        from polymodal.runs import write_example_input
+
+        n = write_example_input(run_dir, example_input)
+        console.print(f"wrote {n} example input rows to {example_input}")
+        return
+    if input is None or output is None:
+        raise UsageError("predict needs --input FILE and --output FILE (or --example-input FILE)")
+    if entry.build is not None:
+        from polymodal.runs import predict_file as run_predict
+
+        n = run_predict(run_dir, input, output, cache_dir=cache_dir)
+    else:
+        from polymodal.predict import predict_file
+
+        n = predict_file(run_dir, input, output, cache_dir=cache_dir)
     console.print(f"wrote {n} predictions to {output}")
 
 
@@ -172,8 +281,9 @@ def quickstart(
 
 def _emit(metrics: dict[str, Any], out_dir: Path, as_json: bool, seconds: float | None) -> None:
     from polymodal.reports import metrics_to_rows
+    from polymodal.tasks import flat_rows
 
-    rows = metrics_to_rows(metrics)
+    rows = flat_rows(metrics) if "task_spec" in metrics else metrics_to_rows(metrics)
     if as_json:
         typer.echo(json.dumps({"run": str(out_dir), "recipe": metrics.get("recipe"), "rows": rows}, indent=2))
         return
@@ -182,19 +292,20 @@ def _emit(metrics: dict[str, Any], out_dir: Path, as_json: bool, seconds: float 
     kinds = {name: m.get("kind", "") for name, m in metrics.get("models", {}).items()}
     by_model: dict[str, dict[str, str]] = {}
     for row in rows:
-        if row["split"] == "test":
+        if row["split"] == "test" and not row.get("subset") and not row.get("condition") and not str(
+                row["metric"]).endswith("_diff"):
             ci = f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]" if row.get("ci_low") is not None else ""
             cell = f"{row['mean']:.3f}{ci}"
             by_model.setdefault(row["model"], {})[row["metric"]] = cell
     for model, cells in by_model.items():
         table.add_row(model, kinds.get(model, ""), *[cells.get(m, "") for m in _shown_metrics(rows, primary)])
-    Console().print(table)
+    Console(stderr=as_json).print(table)
     took = f" in {seconds:.0f} s" if seconds is not None else ""
     Console().print(f"report: {out_dir / 'report.md'}{took}")
 
 
 def _shown_metrics(rows: list[dict[str, Any]], primary: str) -> list[str]:
-    names = list(dict.fromkeys(r["metric"] for r in rows if r["split"] == "test"))
+    names = list(dict.fromkeys(r["metric"] for r in rows if r["split"] == "test" and not r["metric"].endswith("_diff")))
     preferred = dict.fromkeys([primary, "pr_auc", "f1", "c_index", "brier"])  # ordered, no duplicates
     return [m for m in preferred if m in names] or names[:4]
 
@@ -242,29 +353,52 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
+class UsageError(Exception):
+    """A command used wrongly (missing argument, unknown option): one line, exit 2."""
+
+
 def main() -> None:
-    """Console entry point: our own errors print as one clear line (file, row, field) and exit 2."""
+    """Console entry point: every error is one line on stderr.
+
+    Exit codes: 0 success; 1 a check that found a problem (`data check`); 2 a usage error or our own
+    error (bad data, bad options: the message names the file, row and field); 130 interrupted (Ctrl-C).
+    """
+    import os
+
     from polymodal.errors import PolymodalError
 
+    # typer ships its own copy of click: take its exception classes from typer, not from `click`
+    click_exceptions = sys.modules[typer.BadParameter.__module__]
+    code = 0
     try:
-        app(standalone_mode=False)
-    except PolymodalError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)
+        result = app(standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except (PolymodalError, UsageError) as exc:
+        _error(str(exc))
+        code = 2
     except KeyError as exc:  # unknown recipe: the registry's message lists close matches
-        console.print(f"[red]error:[/red] {exc.args[0] if exc.args else exc}", highlight=False)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        console.print("interrupted: rerun the same command to resume")
-        sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        console.print("interrupted: rerun the same command to resume")
-        sys.exit(130)
+        _error(str(exc.args[0] if exc.args else exc))
+        code = 2
+    except (KeyboardInterrupt, typer.Abort):
+        _error("interrupted: rerun the same command to resume")
+        code = 130
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except click_exceptions.NoArgsIsHelpError as exc:  # `polymodal`, `polymodal data`: help is the answer
+        print(exc.ctx.get_help() if exc.ctx else str(exc), file=sys.stderr)
+        code = 2
+    except click_exceptions.ClickException as exc:
+        _error(" ".join(exc.format_message().split()))
+        code = 2 if isinstance(exc, click_exceptions.UsageError) else exc.exit_code
+    except BrokenPipeError:  # `polymodal ... | head`: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
+
+
+def _error(text: str) -> None:
+    first = text.strip().splitlines()[0] if text.strip() else "error"
+    print(f"error: {first}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,17 +18,17 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_epochs: int = 100
-    patience: int = 10  # epochs without a better selection score before stopping
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    devices: int = 1
-    num_nodes: int = 1
-    accelerator: str = "cpu"
-    progress: bool = True
-    threads: int | None = None  # torch intra-op threads; None keeps torch's default
-    workers: int = Field(1, ge=1)  # seeds trained at once in separate processes (with devices == 1)
+    max_epochs: int = Field(100, ge=1, description="most training epochs per model")
+    patience: int = Field(10, ge=1, description="epochs without a better selection score before stopping")
+    batch_size: int = Field(64, ge=1, description="training batch size")
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    devices: int = Field(1, ge=1, description="processes/GPUs for DDP (Lightning)")
+    num_nodes: int = Field(1, ge=1, description="nodes for multi-node DDP")
+    accelerator: Literal["cpu", "gpu", "cuda", "mps", "auto"] = Field("cpu", description="Lightning accelerator")
+    progress: bool = Field(True, description="show progress (on stderr)")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; unset keeps torch's default")
+    workers: int = Field(1, ge=1, description="jobs (seeds) trained at once in separate processes")
 
 
 class ProtocolConfig(BaseModel):
@@ -36,14 +36,16 @@ class ProtocolConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seeds: int = Field(5, ge=1)
-    selections: tuple[Selection, ...] = ("temporal", "valid")  # the first is the headline
-    temporal_fraction: float = Field(0.15, gt=0, lt=1)  # latest share of train+valid used for selection
-    order_key: str = "nct_number"
-    n_boot: int = 1000
-    threshold_rule: Literal["max_f1", "youden"] = "max_f1"
-    robustness: bool = True
-    baselines: bool = True
+    seeds: int = Field(5, ge=1, description="training seeds per model")
+    selections: tuple[Selection, ...] = Field(("temporal", "valid"), min_length=1,
+                                              description="selection splits; the first is the headline")
+    temporal_fraction: float = Field(0.15, gt=0, lt=1,
+                                     description="latest share of train+valid held out for temporal selection")
+    order_key: str = Field("nct_number", description="record field that orders samples in time")
+    n_boot: int = Field(1000, ge=10, description="bootstrap resamples for CIs and paired differences")
+    threshold_rule: Literal["max_f1", "youden"] = Field("max_f1", description="threshold rule, on validation only")
+    robustness: bool = Field(True, description="also score the test split with each modality dropped")
+    baselines: bool = Field(True, description="fit trivial and learned baselines on the same splits")
 
 
 def apply_overrides(cls: type[C], overrides: dict[str, Any], *, train: dict[str, Any] | None = None,

@@ -20,6 +20,7 @@ import csv
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from polymodal.errors import DataError, MissingDataError
 
@@ -77,6 +78,15 @@ class IcdHierarchy:
         codes_path = folder / CODES_FILE
         extra = read_code_list(codes_path) if codes_path.exists() else []
         return cls(read_name_table(names_path), extra)
+
+    def to_json(self) -> dict[str, Any]:
+        """The table as data (names and known codes), for a run folder: no pickle needed to reload it."""
+        return {"names": dict(sorted(self._names.items())), "known": sorted(self._known - set(self._names))}
+
+    @classmethod
+    def from_json(cls, state: Mapping[str, Any]) -> IcdHierarchy:
+        """Inverse of :meth:`to_json`."""
+        return cls(dict(state["names"]), list(state.get("known", ())))
 
     def __len__(self) -> int:
         return len(self._known)

@@ -41,7 +41,6 @@ Published (MEXA-CTP README, phase I/II/III test, TOP 2021 release with an earlie
 
 from __future__ import annotations
 
-import pickle
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +69,9 @@ from polymodal.model import MultimodalModel
 from polymodal.objectives import BinaryCrossEntropy, CauchyGateLoss, ExpertAgreementLoss, WeightedSum
 from polymodal.recipes.registry import REGISTRY, Paper, PublishedResult, Recipe
 from polymodal.recipes.trial_features import TrialFeaturizer
+from polymodal.runs.problem import Problem
+from polymodal.runs.record_binary import SELECTION_TEXT
+from polymodal.tasks.binary import BinaryTask
 
 
 class MexaCtpConfig(BaseModel):
@@ -140,12 +142,7 @@ PUBLISHED_BY_PHASE = {
 
 
 def make_featurizer(cfg: MexaCtpConfig, data_dir: Path, cache: EmbeddingCache) -> TrialFeaturizer:
-    molecule = MiniMolEncoder() if cfg.molecule_encoder == "minimol" else MorganEncoder(radius=2, n_bits=1024)
-    return TrialFeaturizer(
-        SentenceTextEncoder(cfg.text_model), molecule, IcdHierarchy.from_data_dir(data_dir),
-        cache, max_inclusion=cfg.max_inclusion, max_exclusion=cfg.max_exclusion,
-        max_drugs=cfg.max_drugs, max_codes=cfg.max_codes, disease_text=cfg.disease_text, drug_text=cfg.drug_text,
-    )
+    return make_featurizer_from_icd(cfg, IcdHierarchy.from_data_dir(data_dir), cache)
 
 
 def build_model(cfg: MexaCtpConfig, featurizer: TrialFeaturizer) -> MultimodalModel:
@@ -193,85 +190,125 @@ def published_for(phase: str) -> list[dict[str, Any]]:
     return rows
 
 
-def run(cfg: MexaCtpConfig, *, data_dir: str | Path | None, out_dir: str | Path,
-        cache_dir: str | Path | None = None) -> dict[str, Any] | None:
-    """Load TOP, train MEXA-CTP under the protocol for every seed, and write the run folder."""
+def build(cfg: MexaCtpConfig, *, data_dir: str | Path | None, cache_dir: str | Path | None = None) -> Problem:
+    """Load TOP, fit a featuriser per selection split on its training trials, and hand the runner
+    one job per (selection, seed) plus one baseline job per selection."""
+    from polymodal.evaluation import drift_summary
+    from polymodal.runs.record_binary import RecordBinarySpec, make_fold, record_binary_jobs, selection_manifest
+
     data_root = resolve_data_dir(data_dir)
-    cache_root = resolve_cache_dir(cache_dir)
+    cache = EmbeddingCache(resolve_cache_dir(cache_dir) / "embeddings")
     phase = parse_phase(cfg.phase)
     splits = load_top(data_root, phase)
-    cache = EmbeddingCache(cache_root / "embeddings")
-    from polymodal.experiment import BinaryProblem, run_binary  # Lightning: imported only when a run starts
-
-    problem = BinaryProblem(
-        name="mexa-ctp",
-        splits=splits,
-        make_featurizer=lambda: make_featurizer(cfg, data_root, cache),
-        build_model=partial(build_model, cfg),  # partials, not lambdas: seeds train in other processes
-        build_objective=partial(build_objective, cfg),
-        document=trial_document,
+    folds = [make_fold(splits, selection, cfg.protocol, partial(make_featurizer, cfg, data_root, cache))
+             for selection in cfg.protocol.selections]
+    spec = RecordBinarySpec("mexa-ctp", partial(build_model, cfg), partial(build_objective, cfg), trial_document,
+                            robustness=cfg.protocol.robustness, baselines=cfg.protocol.baselines)
+    task = BinaryTask(headline="mexa-ctp", selections=cfg.protocol.selections, n_boot=cfg.protocol.n_boot,
+                      threshold_rule=cfg.protocol.threshold_rule, unit="trial")
+    return Problem(
+        task=task,
+        jobs=record_binary_jobs(spec, folds, cfg.protocol.seeds),
+        dataset={"description": splits.description, "version": splits.description, "sizes": splits.sizes(),
+                 "files": splits.files},
+        split_manifest=selection_manifest(folds),
         published=published_for(phase),
-        description=f"MEXA-CTP ({cfg.fusion}, width {cfg.emb_size})",
-        cache_stats=lambda: cache.stats.as_dict(),
-        notes=[
-            "Published numbers used an earlier TOP split (and BioBERT embeddings); ours are on the "
-            "files in the data directory, with selection on validation data only.",
-        ],
+        notes=["Published numbers used an earlier TOP split (and BioBERT embeddings); ours are on the files in "
+               "the data directory, with selection on validation data only."],
+        skips=splits.skips.to_dict(),
+        extra={"drift": drift_summary(dict(splits.items()), order_key=cfg.protocol.order_key),
+               "embedding_cache": cache.stats.as_dict(),
+               "selection_descriptions": {f.name: SELECTION_TEXT.get(f.name, f.name) for f in folds}},
+        # what `polymodal predict` needs, as data (never a pickle): the fitted code vocabulary per
+        # selection and the ICD-10 table it was fitted with
+        artifacts={"featurizer": {"selections": {f.name: {"vocab": f.featurizer.vocab_} for f in folds},
+                                  "icd": folds[0].featurizer.icd.to_json()},
+                   "example_input": {"rows": _example_rows(splits.files["test"])}},
     )
-    return run_binary(problem, cfg.protocol, cfg.train, out_dir, config={"recipe": "mexa-ctp", **cfg.model_dump()})
 
 
-def predict(run_dir: Path, input_path: Path, cache_dir: Path | None = None) -> pd.DataFrame:
-    """Score new trials (a TOP-format CSV; label, status and phase optional) with a finished run.
+def _example_rows(test_file: str, n: int = 5) -> list[dict[str, Any]]:
+    """The first test trials as the input format shows them, outcome removed (for --example-input)."""
+    frame = pd.read_csv(test_file, nrows=n, dtype=str, keep_default_na=False)
+    return frame.drop(columns=[c for c in ("label", "status", "why_stop") if c in frame.columns]).to_dict("records")
 
-    Uses the headline selection's fitted featuriser and every seed's model: the score is the mean
+
+class TrialPredictor:
+    """Scores new trials (TOP-format CSV; label, status and phase optional) with a finished run.
+
+    Uses the headline selection's fitted vocabulary and every seed's model: the score is the mean
     sigmoid output over seeds, and the decision compares it with the mean of the seeds' thresholds
     (each chosen on that seed's selection-split scores only, never on test data). Unknown ICD codes
-    and unparsable SMILES are dropped and counted (``frame.attrs["skips"]``), as in training.
-
-    Returns:
-        Columns ``id, score, decision`` (decision 0/1), one row per input trial, in file order.
+    and unparsable SMILES are dropped and counted, as in training.
     """
-    from polymodal.training import predict_scores  # Lightning: imported only when needed
 
-    run_dir = Path(run_dir)
-    config = read_run_json(run_dir / "config.json")
-    metrics = read_run_json(run_dir / "metrics.json")
-    cfg = MexaCtpConfig.model_validate({k: v for k, v in config.items() if k != "recipe"})
-    selection = str((metrics.get("selection") or {}).get("name") or cfg.protocol.selections[0])
-    featurizer = _load_featurizer(run_dir / selection / "featurizer.pkl", cache_dir)
-    threshold = _mean_threshold(metrics, run_dir / "metrics.json")
-    records, skips = read_top_csv(input_path, require_label=False, icd=featurizer.icd)
-    frame = pd.DataFrame({"id": [r.id for r in records], "score": np.zeros(len(records))})
-    if records:
-        features = featurizer.transform(records)
-        dataset = FeatureDataset(features, np.zeros(len(features)))  # targets unused: outcomes unknown
-        collator = Collator(featurizer.modalities, featurizer.max_len)
-        seed_dirs = [run_dir / selection / f"seed_{seed}" for seed in range(cfg.protocol.seeds)]
-        scores = [predict_scores(_load_model(cfg, featurizer, d / "model.pt"), dataset, collator) for d in seed_dirs]
-        frame["score"] = np.mean(scores, axis=0)  # (N,)
-    frame["decision"] = (frame["score"] >= threshold).astype(int)
-    frame.attrs.update(skips=skips.to_dict(), threshold=threshold,
-                       threshold_source=f"mean of {cfg.protocol.seeds} seeds' {selection}-selection thresholds")
-    return frame
+    def __init__(self, run_dir: Path, cache_dir: Path | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        config = read_run_json(self.run_dir / "config.json")
+        self.metrics = read_run_json(self.run_dir / "metrics.json")
+        self.cfg = MexaCtpConfig.model_validate(config["options"])
+        self.selection = str((self.metrics.get("selection") or {}).get("name") or self.cfg.protocol.selections[0])
+        state = read_run_json(self.run_dir / "artifacts" / "featurizer.json")
+        cache = EmbeddingCache(resolve_cache_dir(cache_dir) / "embeddings")
+        self.featurizer = make_featurizer_from_icd(self.cfg, IcdHierarchy.from_json(state["icd"]), cache)
+        try:
+            self.featurizer.vocab_ = {str(k): int(v) for k, v in state["selections"][self.selection]["vocab"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise DataError(f"no vocabulary for selection {self.selection!r}",
+                            file=self.run_dir / "artifacts" / "featurizer.json", field="selections") from None
+        self.threshold = _mean_threshold(self.metrics, self.run_dir / "metrics.json")
+        self.skips: dict[str, Any] = {}
+
+    def read_input(self, path: Path) -> list[Record]:
+        records, skips = read_top_csv(Path(path), require_label=False, icd=self.featurizer.icd)
+        self.skips = skips.to_dict()
+        return records
+
+    def predict(self, records: Any) -> pd.DataFrame:
+        from polymodal.training import predict_scores  # Lightning: imported only when needed
+
+        if isinstance(records, pd.DataFrame):
+            records = _records_from_frame(records)
+        frame = pd.DataFrame({"id": [r.id for r in records], "score": np.zeros(len(records))})
+        if records:
+            features = self.featurizer.transform(records)
+            dataset = FeatureDataset(features, np.zeros(len(features)))  # targets unused: outcomes unknown
+            collator = Collator(self.featurizer.modalities, self.featurizer.max_len)
+            scores = [predict_scores(self._model(seed), dataset, collator) for seed in range(self.cfg.protocol.seeds)]
+            frame["score"] = np.mean(scores, axis=0)  # (N,)
+        frame["decision"] = (frame["score"] >= self.threshold).astype(int)
+        return frame
+
+    def example_input(self, n: int = 5) -> pd.DataFrame:
+        rows = read_run_json(self.run_dir / "artifacts" / "example_input.json")
+        return pd.DataFrame(rows["rows"] if isinstance(rows, dict) else rows).head(n)
+
+    def _model(self, seed: int) -> MultimodalModel:
+        path = self.run_dir / "jobs" / self.selection / f"seed_{seed}" / "mexa-ctp" / "model.pt"
+        if not path.is_file():
+            raise MissingDataError(f"{path} not found: the run folder is incomplete")
+        model = build_model(self.cfg, self.featurizer)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model
 
 
-def _load_featurizer(path: Path, cache_dir: Path | None) -> TrialFeaturizer:
-    if not path.is_file():
-        raise MissingDataError(f"{path} not found: the run folder predates saved featurisers or is incomplete")
-    with open(path, "rb") as fh:
-        featurizer: TrialFeaturizer = pickle.load(fh)  # unpickling runs code: only use run folders you trust
-    # New trials bring new statements and molecules: embed them into this machine's writable cache.
-    featurizer.cache_dir = str(resolve_cache_dir(cache_dir) / "embeddings")
-    return featurizer
+def _records_from_frame(frame: pd.DataFrame) -> list[Record]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "input.csv"
+        frame.to_csv(path, index=False)
+        records, _ = read_top_csv(path, require_label=False)
+    return records
 
 
-def _load_model(cfg: MexaCtpConfig, featurizer: TrialFeaturizer, path: Path) -> MultimodalModel:
-    if not path.is_file():
-        raise MissingDataError(f"{path} not found: the run folder is incomplete")
-    model = build_model(cfg, featurizer)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model
+def make_featurizer_from_icd(cfg: MexaCtpConfig, icd: IcdHierarchy, cache: EmbeddingCache) -> TrialFeaturizer:
+    molecule = MiniMolEncoder() if cfg.molecule_encoder == "minimol" else MorganEncoder(radius=2, n_bits=1024)
+    return TrialFeaturizer(
+        SentenceTextEncoder(cfg.text_model), molecule, icd, cache, max_inclusion=cfg.max_inclusion,
+        max_exclusion=cfg.max_exclusion, max_drugs=cfg.max_drugs, max_codes=cfg.max_codes,
+        disease_text=cfg.disease_text, drug_text=cfg.drug_text,
+    )
 
 
 def _mean_threshold(metrics: dict[str, Any], path: Path) -> float:
@@ -289,8 +326,8 @@ RECIPE = REGISTRY.register(
                     "SDM 2025", "https://github.com/murai-lab/MEXA-CTP"),
         summary="Clinical-trial outcome from drugs, diseases and eligibility criteria (TOP benchmark)",
         config_cls=MexaCtpConfig,
-        runner=run,
-        predictor=predict,
+        build=build,
+        predictor=TrialPredictor,
         data_licence="TOP benchmark: non-commercial academic use only",
         published=PUBLISHED,
         deviations=DEVIATIONS,

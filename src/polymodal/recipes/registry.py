@@ -46,25 +46,30 @@ class Recipe:
         paper: the paper it follows.
         summary: one line for ``polymodal recipes``.
         config_cls: a frozen pydantic model whose defaults are the paper's.
-        runner: ``runner(cfg, data_dir, out_dir, seeds, ...) -> metrics dict``; the recipe's whole job.
+        build: ``build(cfg, data_dir=, cache_dir=) -> runs.Problem``: the task, the jobs, the data; the
+            one runner (``runs.run_recipe``) does the rest.
+        runner: legacy, for a recipe not yet moved to ``build``: ``runner(cfg, data_dir, out_dir, ...)``.
         data_licence: the terms of the data it runs on.
         published: the paper's numbers, read by the reports.
         deviations: every way the recipe departs from the paper.
-        predictor: ``predictor(run_dir, input_path, cache_dir) -> pandas.DataFrame`` with columns
-            ``id, score, decision``: scores new samples (a CSV in the recipe's input format) with a
-            finished run's saved models; ``None`` when the recipe cannot predict yet.
+        predictor: ``predictor(run_dir) -> runs.Predictor`` (read_input, predict, example_input) for a
+            recipe with ``build``; legacy recipes: ``predictor(run_dir, input_path, cache_dir) -> DataFrame``.
+        evaluate_tables: optional ``(predictions, tables) -> dict`` of recipe-specific results computed
+            from saved per-sample tables (merged into metrics.json; ``polymodal eval`` calls it too).
     """
 
     name: str
     paper: Paper
     summary: str
     config_cls: type[BaseModel]
-    runner: Any
+    runner: Any = None
     data_licence: str = ""
     published: tuple[PublishedResult, ...] = ()
     deviations: tuple[str, ...] = ()
     predictor: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    build: Any = None
+    evaluate_tables: Any = None
 
 
 class RecipeRegistry:
@@ -86,6 +91,7 @@ class RecipeRegistry:
         return self._recipes[name]
 
     def names(self) -> list[str]:
+        """Sorted registered names."""
         return sorted(self._recipes)
 
     def __iter__(self):  # type: ignore[no-untyped-def]

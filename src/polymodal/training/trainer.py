@@ -25,6 +25,69 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
+class RandomStateCheckpoint(L.Callback):
+    """Saves the random state of Python, NumPy and torch in every checkpoint and restores it on resume.
+
+    With :class:`EpochShuffleSampler` for the training order this makes a resumed fit continue exactly
+    as the uninterrupted one would have (dropout masks included): kill-and-resume gives the same model.
+    Everything is stored as tensors and plain numbers, so checkpoints load with ``weights_only=True``.
+    """
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        import random
+
+        import numpy as np
+
+        _, keys, pos, has_gauss, cached = np.random.get_state()
+        version, internal, gauss = random.getstate()
+        checkpoint["polymodal_random_state"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached": float(cached)},
+            "python": {"version": int(version), "internal": list(internal), "gauss": gauss},
+        }
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        import random
+
+        import numpy as np
+
+        state = checkpoint.get("polymodal_random_state")
+        if not state:
+            return
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        n = state["numpy"]
+        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+        p = state["python"]
+        random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+
+
+class EpochShuffleSampler(torch.utils.data.Sampler[int]):
+    """A shuffle whose order depends only on (seed, epoch), so a resumed fit sees the same batches.
+
+    A DataLoader generator seeded once restarts from its seed after a resume and replays epoch 0's
+    order; Lightning calls :meth:`set_epoch` before every epoch, which fixes that.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = int(n)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def quiet_lightning() -> None:
     """Silence Lightning's per-fit banners ("GPU available: False" ...) in worker processes."""
     import logging
@@ -53,6 +116,7 @@ def make_trainer(
         EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience),
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_last=True,
                         enable_version_counter=False),
+        RandomStateCheckpoint(),
     ]
     if cfg.progress:
         callbacks.append(_progress_bar())
@@ -95,9 +159,20 @@ def fit_resumable(trainer: L.Trainer, system: L.LightningModule, train_loader: A
         The epoch the fit resumed from, or -1 for a fresh start (runners record it).
     """
     last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) if last.exists() else -1
-    trainer.fit(system, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None)
+    # weights_only: a checkpoint in a run folder is data; a crafted one must not run code on resume
+    resumed_from = int(_load_checkpoint(last)["epoch"]) if last.exists() else -1
+    trainer.fit(system, train_loader, val_loader, ckpt_path=str(last) if last.exists() else None, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best and trainer.is_global_zero:
-        system.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+        system.load_state_dict(_load_checkpoint(Path(best))["state_dict"])
     return resumed_from
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    from polymodal.errors import DataError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types; all mean "not a checkpoint we wrote"
+        raise DataError(f"not a loadable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                        "delete it to retrain that model", file=path) from None
