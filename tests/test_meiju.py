@@ -168,3 +168,22 @@ def test_text_baselines_learn_keywords() -> None:
     assert c in (0.1, 10.0)
     majority = fit_majority(np.array([2, 2, 1, -1, -1, -1]))
     assert proba_full(majority, ["x", "y"], 3).tolist() == [[0, 0, 1], [0, 0, 1]]
+
+
+def test_bootstrap_kernel_matches_sklearn_on_resamples() -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from polymodal.evaluation.multitask import cluster_weights, weighted_task_metrics
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 60)
+    p = np.where(rng.random(60) < 0.6, y, rng.integers(0, 4, 60))
+    clusters = np.repeat(np.arange(15), 4)
+    w = cluster_weights(np.random.default_rng(1), clusters, 5)  # (5, 60)
+    assert w.shape == (5, 60) and np.all(w.reshape(5, 15, 4) == w.reshape(5, 15, 4)[:, :, :1])  # whole clusters
+    got = weighted_task_metrics(y, p, 4, w)
+    for b in range(5):
+        rows = np.repeat(np.arange(60), w[b].astype(int))
+        assert got["weighted_f1"][b] == pytest.approx(f1_score(y[rows], p[rows], average="weighted"))
+        assert got["macro_f1"][b] == pytest.approx(f1_score(y[rows], p[rows], average="macro"))
+        assert got["accuracy"][b] == pytest.approx(accuracy_score(y[rows], p[rows]))

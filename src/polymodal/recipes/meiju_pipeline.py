@@ -214,8 +214,12 @@ def _valid_score(model: Any, case: CaseData) -> float:
 
 
 def run_cell(case: CaseData, cfg: MeijuConfig, fraction: float, seed: int, *, labelled_only: bool = False,
-             with_probabilities: bool = True) -> tuple[list[pd.DataFrame], list[dict], dict]:
-    """Every model of one (budget, seed): predictions frames, pseudo-label rows and info."""
+             with_probabilities: bool = True, save_dir: Path | None = None
+             ) -> tuple[list[pd.DataFrame], list[dict], dict]:
+    """Every model of one (budget, seed): predictions frames, pseudo-label rows and info.
+
+    With ``save_dir`` the headline model's weights are written there as ``model.pt`` (for predict).
+    """
     budget = budget_label(fraction)
     train, valid = case.data["train"], case.data["valid"]
     keep = label_budget(train.labels, case.applicable["train"], fraction, seed)
@@ -239,6 +243,14 @@ def run_cell(case: CaseData, cfg: MeijuConfig, fraction: float, seed: int, *, la
     def model_probs(model: Any) -> dict[str, dict[str, np.ndarray]]:
         return {s: predict_proba(model, case.data[s]) for s in ("valid", "test")}
 
+    def save(model: Any) -> None:
+        if save_dir is not None:
+            from polymodal.io import atomic_path
+
+            save_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(save_dir / "model.pt") as tmp:
+                torch.save(model.state_dict(), tmp)
+
     frames: list[pd.DataFrame] = []
     pseudo_rows: list[dict] = []
     info: dict[str, Any] = {"budget": budget, "seed": seed, "n_labeled": int(keep.sum()),
@@ -254,11 +266,14 @@ def run_cell(case: CaseData, cfg: MeijuConfig, fraction: float, seed: int, *, la
             model, chosen, stats = self_train(fit, predict_proba, lambda m: _valid_score(m, case), labeled, unlabeled,
                                               case.tasks, app_unlabeled, grid, cfg.rounds, start)
             emit(name, kind, model_probs(model))
+            if name == "meiju":
+                save(model)
             info[f"threshold[{name}]"] = chosen
             pseudo_rows += [{"budget": budget, "seed": seed, "variant": name, "chosen_threshold": chosen,
                              **vars(s)} for s in stats]
     else:
         emit("meiju", "recipe", model_probs(start))
+        save(start)
     if cfg.ablation and cfg.cross_task:
         emit("meiju no PL, no cross-task" if can_pseudo else "meiju no cross-task", "ablation",
              model_probs(fit(labeled, cross=False)))
