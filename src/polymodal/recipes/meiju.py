@@ -70,6 +70,8 @@ class MeijuConfig(BaseModel):
     modalities: tuple[str, ...] = Field(
         ("context", "text"), description="input vectors: 'text' (the utterance) and 'context' (earlier utterances "
         "of the dialogue); 'audio'/'video' are not in these text-only data")
+    text_encoder: Literal["minilm", "hashing"] = Field(
+        "minilm", description="frozen text encoder: all-MiniLM-L6-v2, or hashed character n-grams (offline tests)")
     context: Literal["pooled", "joined"] = Field(
         "pooled", description="context vector: mean of earlier utterances' embeddings, or an encoder pass over the "
         "joined context string")
@@ -104,11 +106,12 @@ PUBLISHED = (
 TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def _encoder_and_cache(cache_dir: str | Path | None) -> tuple[Any, Any]:
+def _encoder_and_cache(cfg: MeijuConfig, cache_dir: str | Path | None) -> tuple[Any, Any]:
     from polymodal.encoders.cache import EmbeddingCache
-    from polymodal.encoders.text import SentenceTextEncoder
+    from polymodal.encoders.text import HashingTextEncoder, SentenceTextEncoder
 
-    return SentenceTextEncoder(TEXT_MODEL), EmbeddingCache(resolve_cache_dir(cache_dir) / "embeddings")
+    encoder = SentenceTextEncoder(TEXT_MODEL) if cfg.text_encoder == "minilm" else HashingTextEncoder(dim=384)
+    return encoder, EmbeddingCache(resolve_cache_dir(cache_dir) / "embeddings")
 
 
 def _cell_job(case: Any, cfg: MeijuConfig, fraction: float, seed: int, ctx: Any) -> Any:
@@ -130,7 +133,7 @@ def build(cfg: MeijuConfig, *, data_dir: str | Path | None, cache_dir: str | Pat
     from polymodal.tasks.multitask import MultiTaskClassification
 
     data_root = resolve_data_dir(data_dir)
-    encoder, cache = _encoder_and_cache(cache_dir)
+    encoder, cache = _encoder_and_cache(cfg, cache_dir)
     case = load_case(cfg, data_root, encoder, cache)
     jobs = [Job(f"{budget_label(f).replace('%', 'pct')}/seed_{seed}", partial(_cell_job, case, cfg, f, seed), seed=seed,
                 parallel=False, label=f"meiju [{budget_label(f)}] seed {seed}")
@@ -229,7 +232,7 @@ class MeijuPredictor:
 
             frame["context"] = preceding_context(frame, dialogue="dialogue", order="order", text="text",
                                                  max_turns=self.cfg.context_turns)
-        encoder, cache = _encoder_and_cache(self.cache_dir)
+        encoder, cache = _encoder_and_cache(self.cfg, self.cache_dir)
         vec = embed_dialogue(frame, encoder, cache, context=self.cfg.context, max_turns=self.cfg.context_turns)
         mods = self.state["modalities"]
         features = {"text": vec["text"], "context": vec["context"]}
