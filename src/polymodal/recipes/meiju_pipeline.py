@@ -316,7 +316,8 @@ def run_meiju(cfg: MeijuConfig, data_dir: str | Path, encoder: FrozenEncoder, ca
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     case = load_case(cfg, data_dir, encoder, cache)
-    info: dict[str, Any] = {"load_seconds": round(time.perf_counter() - t0, 1), "cells": []}
+    info: dict[str, Any] = {"load_seconds": round(time.perf_counter() - t0, 1), "cells": [],
+                            "classes": {t: list(c) for t, c in case.classes.items()}}
     frames, pseudo = [], []
     for fraction in cfg.budgets:
         for seed in range(cfg.seeds):
