@@ -128,13 +128,19 @@ def test_self_train_grid_picks_best_validation_threshold() -> None:
         return {"a": np.stack([p, 1 - p, np.zeros_like(p)], 1), "b": np.stack([p, 1 - p], 1)}
 
     # Validation prefers the model trained on the most data, i.e. the lowest threshold.
+    applicable = np.ones((10, 2), bool) & np.array([True, False])
+    shared: dict = {}
     model, chosen, stats = self_train(fit, predict, lambda m: float(m), labeled, unlabeled, ("a", "b"),
-                                      np.ones((10, 2), bool) & np.array([True, False]), (0.99, 0.7), rounds=2,
-                                      start=20)
+                                      applicable, (0.99, 0.7), rounds=2, start=20, round1=shared)
     assert chosen == 0.7 and len(calls) == 3  # two candidates at round 1, then one
     assert model == 20 + 6  # 6 of the 10 unlabelled samples reach p >= 0.7 on the applicable task
     assert {s.threshold for s in stats if s.round == 1} == {0.99, 0.7}
     assert all(s.threshold == 0.7 for s in stats if s.round == 2)
+    # A later fixed-0.99 path reuses the grid's round-1 fit at 0.99: only its round 2 is trained.
+    calls.clear()
+    self_train(fit, predict, lambda m: float(m), labeled, unlabeled, ("a", "b"), applicable, (0.99,), rounds=2,
+               start=20, round1=shared)
+    assert len(calls) == 1
 
 
 def test_label_budget_stratified_per_corpus() -> None:

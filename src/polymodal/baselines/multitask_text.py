@@ -14,7 +14,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import Pipeline
 
 from polymodal.evaluation.multitask import MISSING
 
@@ -47,18 +47,20 @@ def fit_tfidf_logreg(train_texts: Sequence[str], y_train: np.ndarray, valid_text
         seed: random state of the solver.
 
     Returns:
-        The pipeline refitted is the one with the best C (fitted on train only), and that C.
+        The pipeline (vectoriser + the logistic regression of the best C, both fitted on train only)
+        and that C.
     """
     tr, va = y_train != MISSING, y_valid != MISSING
     x_tr = [t for t, k in zip(train_texts, tr, strict=True) if k]
     x_va = [t for t, k in zip(valid_texts, va, strict=True) if k]
-    best: tuple[float, Pipeline, float] | None = None
+    # The vectoriser depends on the training texts only, not on C: fit it once.
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1).fit(x_tr)
+    m_tr, m_va = vectorizer.transform(x_tr), vectorizer.transform(x_va)
+    best: tuple[float, LogisticRegression, float] | None = None
     for c in cs:
-        pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
-                             LogisticRegression(C=c, max_iter=2000, random_state=seed))
-        pipe.fit(x_tr, y_train[tr])
-        score = f1_score(y_valid[va], pipe.predict(x_va), average="weighted", zero_division=0)
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(m_tr, y_train[tr])
+        score = f1_score(y_valid[va], clf.predict(m_va), average="weighted", zero_division=0)
         if best is None or score > best[0]:
-            best = (score, pipe, c)
+            best = (score, clf, c)
     assert best is not None
-    return best[1], best[2]
+    return Pipeline([("tfidfvectorizer", vectorizer), ("logisticregression", best[1])]), best[2]

@@ -261,10 +261,11 @@ def run_cell(case: CaseData, cfg: MeijuConfig, fraction: float, seed: int, *, la
         emit("meiju no PL", "ablation", model_probs(start))
         variants = [("meiju", "recipe", (cfg.threshold,))]
         if cfg.threshold_grid:
-            variants.append(("meiju PL=valid-threshold", "recipe", tuple(cfg.threshold_grid)))
+            variants.insert(0, ("meiju PL=valid-threshold", "recipe", tuple(cfg.threshold_grid)))
+        round1: dict[float, tuple[Any, float]] = {}  # shared round-1 fits (the grid holds 0.99 too)
         for name, kind, grid in variants:
             model, chosen, stats = self_train(fit, predict_proba, lambda m: _valid_score(m, case), labeled, unlabeled,
-                                              case.tasks, app_unlabeled, grid, cfg.rounds, start)
+                                              case.tasks, app_unlabeled, grid, cfg.rounds, start, round1=round1)
             emit(name, kind, model_probs(model))
             if name == "meiju":
                 save(model)

@@ -86,7 +86,8 @@ def pseudo_label_precision(pseudo: np.ndarray, hidden: np.ndarray) -> tuple[np.n
 
 def self_train(fit: Fit, predict: Predict, score: Score, labeled: MultiTaskData, unlabeled: MultiTaskData,
                tasks: Sequence[str], applicable: np.ndarray, thresholds: Sequence[float], rounds: int,
-               start: object) -> tuple[object, float, list[RoundStats]]:
+               start: object, round1: dict[float, tuple[object, float]] | None = None
+               ) -> tuple[object, float, list[RoundStats]]:
     """Run pseudo-labelling rounds.
 
     Args:
@@ -101,6 +102,9 @@ def self_train(fit: Fit, predict: Predict, score: Score, labeled: MultiTaskData,
         thresholds: one threshold (fixed) or a grid (chosen on validation at round 1).
         rounds: number of pseudo-labelling rounds R >= 1.
         start: the round-0 model (trained on ``labeled``).
+        round1: optional cache threshold -> (round-1 model, its validation score); filled with every
+            round-1 fit and reused when a later call (same data, same start) needs the same threshold,
+            so the fixed-0.99 path and a grid containing 0.99 share that fit.
 
     Returns:
         The last round's model, the threshold used, and one :class:`RoundStats` per round and task
@@ -117,10 +121,15 @@ def self_train(fit: Fit, predict: Predict, score: Score, labeled: MultiTaskData,
         best: tuple[float, object, float] | None = None
         for t in candidates:
             pseudo = select_pseudo_labels(probs, tasks, applicable, t)
-            rows = (pseudo != MISSING).any(1)
-            train = MultiTaskData.concat([labeled, unlabeled.with_labels(pseudo).subset(np.flatnonzero(rows))])
-            new_model = fit(train)
-            valid = float(score(new_model))
+            if r == 1 and round1 is not None and float(t) in round1:
+                new_model, valid = round1[float(t)]
+            else:
+                rows = (pseudo != MISSING).any(1)
+                train = MultiTaskData.concat([labeled, unlabeled.with_labels(pseudo).subset(np.flatnonzero(rows))])
+                new_model = fit(train)
+                valid = float(score(new_model))
+                if r == 1 and round1 is not None:
+                    round1[float(t)] = (new_model, valid)
             n, precision = pseudo_label_precision(pseudo, unlabeled.labels)
             for j, task in enumerate(tasks):
                 stats.append(RoundStats(r, float(t), task, int(applicable[:, j].sum()), int(n[j]),
