@@ -71,3 +71,23 @@ def test_meiju_runs_evaluates_and_predicts(tmp_path: Path, case: str, one_torch_
     assert set(out["emotion"]) <= set(WORDS) | {"disgust", "fear", "surprise"}
     probs = json.loads(out["sentiment_probabilities"].iloc[0])
     assert set(probs) == {"negative", "neutral", "positive"} and sum(probs.values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_unpaired_case_masks_the_other_corpus_labels(tmp_path: Path) -> None:
+    from polymodal.encoders.text import HashingTextEncoder
+    from polymodal.recipes.meiju_pipeline import load_case
+    from tests.test_meiju_sources import write_mintrec
+
+    data = write_data(tmp_path / "data", {"train": 3, "valid": 2, "test": 2})
+    write_mintrec(data, 2)
+    cfg = MeijuConfig(case="unpaired")
+    case = load_case(cfg, data, HashingTextEncoder(dim=32), None)
+    assert case.tasks == ("emotion", "intent") and case.cross_task == ("intent", "emotion")
+    frame, labels = case.frames["train"], case.data["train"].labels
+    meld = (frame["source"] == "meld").to_numpy()
+    assert (labels[meld, 1] == -1).all() and (labels[meld, 0] >= 0).all()
+    assert (labels[~meld, 0] == -1).all() and (labels[~meld, 1] >= 0).all()
+    assert frame["dialogue"].str.startswith(("meld:", "mintrec2:")).all()
+    # Pooled context: a dialogue's first utterance has none; MELD and MIntRec dialogue 0 stay apart.
+    first = frame["order"].to_numpy() == frame.groupby("dialogue")["order"].transform("min").to_numpy()
+    assert (case.data["train"].masks["context"] == ~first).all()
