@@ -193,3 +193,44 @@ def test_bootstrap_kernel_matches_sklearn_on_resamples() -> None:
         assert got["weighted_f1"][b] == pytest.approx(f1_score(y[rows], p[rows], average="weighted"))
         assert got["macro_f1"][b] == pytest.approx(f1_score(y[rows], p[rows], average="macro"))
         assert got["accuracy"][b] == pytest.approx(accuracy_score(y[rows], p[rows]))
+
+
+def test_multitask_task_metrics_cis_and_missing_rows_after_csv_round_trip(tmp_path) -> None:
+    import pandas as pd
+
+    from polymodal.tasks.multitask import MultiTaskClassification, budget_of
+
+    rows = []
+    for model, kind, flip in (("meiju [10%]", "recipe", 0), ("majority [10%]", "trivial", 1)):
+        for seed in (0, 1):
+            for split in ("valid", "test"):
+                for i in range(8):
+                    emo = ["joy", "anger"][i % 2]
+                    rows.append({"model": model, "kind": kind, "selection": "valid", "fold": 0, "seed": seed,
+                                 "condition": "none", "subset": "all", "split": split, "id": f"m{i}",
+                                 "dialogue": f"d{i // 2}", "task": "emotion", "y_true": emo,
+                                 "y_pred": "joy" if flip else emo})
+                    # intent: not labelled on MELD rows (empty y_true), still predicted
+                    rows.append({**rows[-1], "task": "intent", "y_true": "", "y_pred": "Inform"})
+                for i in range(4):
+                    rows.append({"model": model, "kind": kind, "selection": "valid", "fold": 0, "seed": seed,
+                                 "condition": "none", "subset": "all", "split": split, "id": f"x{i}",
+                                 "dialogue": "", "task": "intent", "y_true": ["Inform", "Thank"][i % 2],
+                                 "y_pred": ["Inform", "Thank"][i % 2]})
+    path = tmp_path / "p.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    frame = pd.read_csv(path)
+    task = MultiTaskClassification(classes={"emotion": ["anger", "joy"], "intent": ["Inform", "Thank"]},
+                                   headline="meiju", selections=("valid",), n_boot=50)
+    metrics = task.evaluate(frame)
+    head = metrics["models"]["meiju [10%]"]["splits"]["test"]
+    assert head["weighted_f1_emotion"]["mean"] == 1.0 and head["meiju_score"]["mean"] == 1.0
+    maj = metrics["models"]["majority [10%]"]["splits"]["test"]
+    # majority predicts "joy" on 4 joy + 4 anger: F1(joy) = 2/3, F1(anger) = 0 -> weighted 1/3
+    assert maj["weighted_f1_emotion"]["mean"] == pytest.approx(1 / 3)
+    assert maj["meiju_score"]["mean"] == pytest.approx(2 * (1 / 3) * 1.0 / (1 / 3 + 1.0))
+    assert metrics["models"]["meiju [10%]"]["n"]["test_intent"] == 4  # the 8 unlabelled intent rows are ignored
+    (comp,) = metrics["comparisons"]
+    assert comp["model"] == "meiju [10%] vs majority [10%]" and comp["mean"] == pytest.approx(1 - 0.5)
+    assert comp["ci_low"] <= comp["mean"] <= comp["ci_high"] and "p_adjusted" in comp
+    assert budget_of("meiju no PL [25%]") == "25%" and budget_of("x") == ""

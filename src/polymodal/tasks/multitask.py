@@ -68,6 +68,13 @@ class MultiTaskClassification(Task):
         self.classes = classes
         self.tasks = tuple(classes)
 
+    def check(self, predictions: pd.DataFrame, *, source: str = "predictions.csv") -> pd.DataFrame:
+        frame = super().check(predictions, source=source)
+        # A CSV round trip turns an empty y_true (no label) or dialogue into NaN: read them back as "".
+        for col in ("dialogue", "task", "y_true", "y_pred"):
+            frame[col] = frame[col].fillna("").astype(str)
+        return frame
+
     # ------------------------------------------------------------------ arrays per (model, split)
 
     def _arrays(self, rows: pd.DataFrame, split: str, order: dict[str, pd.Index] | None
