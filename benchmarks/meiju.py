@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from polymodal.data.paths import resolve_data_dir  # noqa: E402
 from polymodal.encoders.cache import EmbeddingCache  # noqa: E402
-from polymodal.encoders.text import SentenceTextEncoder  # noqa: E402
+from polymodal.encoders.text import HashingTextEncoder, SentenceTextEncoder  # noqa: E402
 from polymodal.experiment import environment  # noqa: E402
 from polymodal.io import write_json, write_text  # noqa: E402
 from polymodal.recipes.meiju import MeijuConfig  # noqa: E402
@@ -64,6 +65,35 @@ def case_markdown(case: str, metrics: dict, run_info: dict, tasks: list[str]) ->
     return lines
 
 
+def run_case(case: str, args: argparse.Namespace, data_dir: Path) -> tuple[dict, list[str], dict]:
+    """One case: train every model of every (budget, seed), evaluate, summarise (runs in a worker)."""
+    cache = EmbeddingCache.default()
+    encoder = SentenceTextEncoder() if args.text_encoder == "minilm" else HashingTextEncoder(dim=384)
+    cfg = MeijuConfig(case=case, seeds=args.seeds, budgets=tuple(args.budgets), text_encoder=args.text_encoder)
+    run = run_meiju(cfg, data_dir, encoder, cache, labelled_only=True, with_probabilities=False,
+                    log=lambda s: print(s, flush=True))
+    t_eval = time.perf_counter()
+    tasks = list(run.info["classes"])
+    task = MultiTaskClassification(classes=run.info["classes"], headline="meiju", selections=("valid",),
+                                   n_boot=cfg.n_boot)
+    metrics = task.evaluate(run.predictions)
+    pseudo = run.pseudo
+    summary = []
+    if not pseudo.empty:
+        keys = ["budget", "variant", "round", "threshold", "task"]
+        summary = (pseudo.groupby(keys, sort=False)[["n_unlabeled", "n_pseudo", "precision", "valid_score"]]
+                   .mean().reset_index().to_dict("records"))
+    chosen: dict[str, list[float]] = {}
+    for c in run.info["cells"]:
+        if "threshold[meiju PL=valid-threshold]" in c:
+            chosen.setdefault(c["budget"], []).append(c["threshold[meiju PL=valid-threshold]"])
+    run_info = {"pseudo_summary": summary, "chosen_thresholds": chosen, "cells": run.info["cells"],
+                "load_seconds": run.info["load_seconds"], "train_seconds": run.info["seconds"],
+                "eval_seconds": round(time.perf_counter() - t_eval, 1)}
+    result = {"config": cfg.model_dump(mode="json"), "metrics": metrics, "run": run_info}
+    return result, case_markdown(case, metrics, run_info, tasks), cache.stats.as_dict()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", type=Path, default=None)
@@ -71,42 +101,29 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["paired", "unpaired"])
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.05, 0.10, 0.25, 1.0])
     parser.add_argument("--name", default="meiju")
+    parser.add_argument("--text-encoder", default="minilm", choices=["minilm", "hashing"],
+                        help="hashing: a quick offline smoke test of the pipeline (not the recipe's encoder)")
     args = parser.parse_args()
     data_dir = resolve_data_dir(args.data_dir)
-    encoder, cache = SentenceTextEncoder(), EmbeddingCache.default()
+    cache_stats: dict = {}
     t0 = time.perf_counter()
     out: dict = {"command": "flock /tmp/pm-cpu.lock python benchmarks/meiju.py --data-dir /work/shared/data",
                  "cases": {}}
     md = ["# meiju benchmark", ""]
-    for case in args.cases:
-        cfg = MeijuConfig(case=case, seeds=args.seeds, budgets=tuple(args.budgets))
-        run = run_meiju(cfg, data_dir, encoder, cache, labelled_only=True, with_probabilities=False,
-                        log=lambda s: print(s, flush=True))
-        t_eval = time.perf_counter()
-        tasks = list(run.info["classes"])
-        task = MultiTaskClassification(classes=run.info["classes"], headline="meiju", selections=("valid",),
-                                       n_boot=cfg.n_boot)
-        metrics = task.evaluate(run.predictions)
-        pseudo = run.pseudo
-        summary = []
-        if not pseudo.empty:
-            keys = ["budget", "variant", "round", "threshold", "task"]
-            summary = (pseudo.groupby(keys, sort=False)[["n_unlabeled", "n_pseudo", "precision", "valid_score"]]
-                       .mean().reset_index().to_dict("records"))
-        chosen = {f"{c['budget']}": [] for c in run.info["cells"]}
-        for c in run.info["cells"]:
-            if "threshold[meiju PL=valid-threshold]" in c:
-                chosen[c["budget"]].append(c["threshold[meiju PL=valid-threshold]"])
-        run_info = {"pseudo_summary": summary, "chosen_thresholds": {k: v for k, v in chosen.items() if v},
-                    "cells": run.info["cells"], "load_seconds": run.info["load_seconds"],
-                    "train_seconds": run.info["seconds"], "eval_seconds": round(time.perf_counter() - t_eval, 1)}
-        out["cases"][case] = {"config": cfg.model_dump(mode="json"), "metrics": metrics, "run": run_info}
-        md += [*case_markdown(case, metrics, run_info, tasks), ""]
+    # The two cases are independent: one process each, so both cores work (each trains with 1 thread).
+    with ProcessPoolExecutor(max_workers=min(2, len(args.cases))) as pool:
+        futures = {case: pool.submit(run_case, case, args, data_dir) for case in args.cases}
+        for case, future in futures.items():
+            result, lines, stats = future.result()
+            out["cases"][case] = result
+            md += [*lines, ""]
+            for key, value in stats.items():
+                cache_stats[key] = cache_stats.get(key, 0) + value
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    out["embedding_cache"] = cache.stats.as_dict()
+    out["embedding_cache"] = cache_stats
     out["environment"] = environment()
-    md += [f"Wall time (both cases, warm cache, this process): {out['wall_seconds']} s; "
-           f"embedding cache: {cache.stats.hits} hits, {cache.stats.misses} misses.",
+    md += [f"Wall time (both cases in parallel processes, warm cache): {out['wall_seconds']} s; "
+           f"embedding cache: {cache_stats.get('hits')} hits, {cache_stats.get('misses')} misses.",
            f"Machine: {out['environment']}", f"Command: `{out['command']}`"]
     write_json(RESULTS / f"{args.name}.json", out)
     write_text(RESULTS / f"{args.name}.md", "\n".join(md) + "\n")

@@ -203,7 +203,7 @@ def _long_rows(case: CaseData, split: str, model: str, kind: str, seed: int, bud
 def _settings(cfg: MeijuConfig) -> FitSettings:
     return FitSettings(hidden=cfg.hidden, dropout=cfg.dropout, heads=cfg.heads, lr=cfg.lr,
                        weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, max_epochs=cfg.max_epochs,
-                       patience=cfg.patience)
+                       patience=cfg.patience, min_steps=cfg.min_steps)
 
 
 def _valid_score(model: Any, case: CaseData) -> float:

@@ -10,6 +10,7 @@ of these models.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -74,6 +75,7 @@ class FitSettings:
     batch_size: int = 128
     max_epochs: int = 40
     patience: int = 5
+    min_steps: int = 25  # optimiser steps per epoch at least (a 5% label budget is only a few batches)
 
 
 def _tensors(data: MultiTaskData, modalities: Sequence[str]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -152,7 +154,12 @@ def fit_multitask(train: MultiTaskData, valid: MultiTaskData, task_classes: Mapp
     gen = torch.Generator().manual_seed(seed)
     for epoch in range(settings.max_epochs):
         model.train()
-        for idx in torch.randperm(len(train), generator=gen).split(settings.batch_size):
+        # An epoch is one pass over the data, or min_steps batches when that is longer (small budgets
+        # cycle through their samples), so that early stopping sees comparable amounts of training.
+        n_steps = max(math.ceil(len(train) / settings.batch_size), settings.min_steps)
+        order = torch.cat([torch.randperm(len(train), generator=gen)
+                           for _ in range(math.ceil(n_steps * settings.batch_size / len(train)))])
+        for idx in order[: n_steps * settings.batch_size].split(settings.batch_size):
             logits = model({m: v[idx] for m, v in feats.items()}, {m: v[idx] for m, v in masks.items()})
             loss = masked_loss(logits, labels[idx], model.tasks)
             if not loss.requires_grad:
