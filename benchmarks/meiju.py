@@ -69,7 +69,9 @@ def run_case(case: str, args: argparse.Namespace, data_dir: Path) -> tuple[dict,
     """One case: train every model of every (budget, seed), evaluate, summarise (runs in a worker)."""
     cache = EmbeddingCache.default()
     encoder = SentenceTextEncoder() if args.text_encoder == "minilm" else HashingTextEncoder(dim=384)
-    cfg = MeijuConfig(case=case, seeds=args.seeds, budgets=tuple(args.budgets), text_encoder=args.text_encoder)
+    smoke = {"max_epochs": 2, "min_steps": 5, "tfidf_cs": (1.0,), "n_boot": 20} if args.smoke else {}
+    cfg = MeijuConfig(case=case, seeds=args.seeds, budgets=tuple(args.budgets), text_encoder=args.text_encoder,
+                      **smoke)
     run = run_meiju(cfg, data_dir, encoder, cache, labelled_only=True, with_probabilities=False,
                     log=lambda s: print(s, flush=True))
     t_eval = time.perf_counter()
@@ -103,6 +105,7 @@ def main() -> None:
     parser.add_argument("--name", default="meiju")
     parser.add_argument("--text-encoder", default="minilm", choices=["minilm", "hashing"],
                         help="hashing: a quick offline smoke test of the pipeline (not the recipe's encoder)")
+    parser.add_argument("--smoke", action="store_true", help="2 epochs, 1 C, 20 resamples: checks the flow only")
     args = parser.parse_args()
     data_dir = resolve_data_dir(args.data_dir)
     cache_stats: dict = {}
