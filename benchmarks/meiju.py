@@ -27,7 +27,7 @@ from polymodal.encoders.cache import EmbeddingCache  # noqa: E402
 from polymodal.encoders.text import HashingTextEncoder, SentenceTextEncoder  # noqa: E402
 from polymodal.experiment import environment  # noqa: E402
 from polymodal.io import write_json, write_text  # noqa: E402
-from polymodal.recipes.meiju import MeijuConfig  # noqa: E402
+from polymodal.recipes.meiju import ABLATION_PAIRS, MeijuConfig  # noqa: E402
 from polymodal.recipes.meiju_pipeline import run_meiju  # noqa: E402
 from polymodal.tasks.multitask import MultiTaskClassification  # noqa: E402
 
@@ -76,7 +76,8 @@ def run_case(case: str, args: argparse.Namespace, data_dir: Path) -> tuple[dict,
                     log=lambda s: print(s, flush=True))
     t_eval = time.perf_counter()
     tasks = list(run.info["classes"])
-    task = MultiTaskClassification(classes=run.info["classes"], headline="meiju", selections=("valid",),
+    task = MultiTaskClassification(classes=run.info["classes"], headline="meiju", pairs=ABLATION_PAIRS,
+                                   selections=("valid",),
                                    n_boot=cfg.n_boot)
     metrics = task.evaluate(run.predictions)
     pseudo = run.pseudo

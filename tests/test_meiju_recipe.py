@@ -58,6 +58,7 @@ def test_meiju_runs_evaluates_and_predicts(tmp_path: Path, case: str, one_torch_
     assert lr > 0.9 and maj < 0.4
     rows = flat_rows(metrics)
     assert any(r["model"] == "meiju [25%] vs tfidf-logreg [25%]" and "p_adjusted" in r for r in rows)
+    assert any(r["model"] == "meiju no PL [25%] vs meiju no PL, no cross-task [25%]" for r in rows)
     assert metrics["pseudo_labels"] and {"precision", "n_pseudo"} <= set(metrics["pseudo_labels"][0])
 
     run = load_run(tmp_path / "run")

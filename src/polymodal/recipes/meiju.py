@@ -41,7 +41,7 @@ from polymodal.data.paths import resolve_cache_dir, resolve_data_dir
 from polymodal.errors import DataError, MissingDataError
 from polymodal.recipes.registry import REGISTRY, Paper, PublishedResult, Recipe
 
-__all__ = ["DEVIATIONS", "PUBLISHED", "MeijuConfig", "MeijuPredictor", "build"]
+__all__ = ["ABLATION_PAIRS", "DEVIATIONS", "PUBLISHED", "MeijuConfig", "MeijuPredictor", "build"]
 
 DEVIATIONS = (
     "Text only: MELD and MIntRec2.0 transcripts; the challenge's video and audio are absent, so the paper's "
@@ -106,6 +106,8 @@ PUBLISHED = (
                     "MEIJU25 Track I (Mandarin TV series: video, audio, text); not these data"),
 )
 TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# The cross-task ablation is compared with the cross-task model trained the same way (no pseudo-labels).
+ABLATION_PAIRS = (("meiju no PL", "meiju no PL, no cross-task"),)
 
 
 def _encoder_and_cache(cfg: MeijuConfig, cache_dir: str | Path | None) -> tuple[Any, Any]:
@@ -145,7 +147,8 @@ def build(cfg: MeijuConfig, *, data_dir: str | Path | None, cache_dir: str | Pat
     sizes = {s: len(case.frames[s]) for s in case.frames}
     example = case.frames["test"].head(8)[["id", "dialogue", "order", "text"]]
     return Problem(
-        task=MultiTaskClassification(classes=case.classes, headline="meiju", selections=("valid",),
+        task=MultiTaskClassification(classes=case.classes, headline="meiju", pairs=ABLATION_PAIRS,
+                                   selections=("valid",),
                                      n_boot=cfg.n_boot),
         jobs=jobs,
         dataset={"description": f"{cfg.case} case: " + ("MELD emotion + sentiment" if cfg.case == "paired" else

@@ -16,8 +16,9 @@ context input, features, and their labels are correlated (emotions persist acros
 resampling utterances independently would understate the variance; the resample draws whole
 dialogues (an utterance without a dialogue is its own cluster), the same draws for every model and
 seed (paired). Comparisons: within each label budget (the ``[k%]`` suffix of the model name), the
-budget's headline model against every other model of that budget on ``meiju_score`` (test), with a
-bootstrap CI of the difference and a two-sided bootstrap p-value, Holm-adjusted over the family.
+budget's headline model against every other model of that budget, plus the task's ``pairs`` (an
+ablation against its own reference), on ``meiju_score`` (test), with a bootstrap CI of the
+difference and a two-sided bootstrap p-value, Holm-adjusted over the family.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class MultiTaskClassification(Task):
         headline: the recipe's row name prefix (``"meiju"``): in each budget, ``"<headline> [k%]"`` is
             compared with the other models of that budget.
         classes: task -> class names (the tasks, in report order).
+        pairs: further comparisons ``(a, b)`` by row-name prefix, made within each budget (e.g.
+            ``("meiju no PL", "meiju no PL, no cross-task")``: the cross-task ablation).
         selections, n_boot, seed: see :class:`Task`.
     """
 
@@ -62,11 +65,14 @@ class MultiTaskClassification(Task):
     unit: ClassVar[str] = "dialogue"
     primary_metric: ClassVar[str] = "meiju_score"
 
-    def __init__(self, *, classes: Mapping[str, Sequence[str]], **kwargs: Any) -> None:
+    def __init__(self, *, classes: Mapping[str, Sequence[str]], pairs: Sequence[Sequence[str]] = (),
+                 **kwargs: Any) -> None:
         classes = {str(t): [str(c) for c in cs] for t, cs in classes.items()}
-        super().__init__(classes=classes, **kwargs)
+        pairs = [[str(a), str(b)] for a, b in pairs]
+        super().__init__(classes=classes, pairs=pairs, **kwargs)
         self.classes = classes
         self.tasks = tuple(classes)
+        self.pairs = pairs
 
     def check(self, predictions: pd.DataFrame, *, source: str = "predictions.csv") -> pd.DataFrame:
         frame = super().check(predictions, source=source)
@@ -182,10 +188,16 @@ class MultiTaskClassification(Task):
     def comparisons(self, models: Mapping[str, Any], boots: Mapping[str, Mapping[str, np.ndarray]]
                     ) -> list[dict[str, Any]]:
         """Paired comparisons on test ``meiju_score``: each budget's headline vs the budget's other models."""
-        comps = []
+        wanted: list[tuple[str, str, str]] = []
         for model in models:
             budget = budget_of(model)
             head = f"{self.headline} [{budget}]" if budget else self.headline
+            wanted.append((head, model, budget))
+            for a, b in self.pairs:
+                if model == (f"{b} [{budget}]" if budget else b):
+                    wanted.append((f"{a} [{budget}]" if budget else a, model, budget))
+        comps = []
+        for head, model, budget in wanted:
             if model == head or head not in boots or model not in boots:
                 continue
             diff = boots[head]["meiju_score"] - boots[model]["meiju_score"]  # (B,) paired resamples
