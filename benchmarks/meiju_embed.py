@@ -1,6 +1,6 @@
 """The cold step of the meiju benchmark: MiniLM embeddings of every MELD / MIntRec2.0 utterance.
 
-    flock /tmp/pm-cpu.lock python benchmarks/meiju_embed.py [DATA_DIR]
+    flock /tmp/pm-cpu.lock python benchmarks/meiju_embed.py [DATA_DIR [RESULT_NAME]]
 
 Encodes each utterance once (the recipe's default ``context="pooled"`` builds the context vector
 from the earlier utterances' embeddings, so contexts need no encoder pass). Fills the shared
@@ -35,6 +35,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def main() -> None:
     torch.set_num_threads(2)
     data_dir = resolve_data_dir(sys.argv[1] if len(sys.argv) > 1 else None)
+    name = sys.argv[2] if len(sys.argv) > 2 else "meiju_embed"
     cache, encoder = EmbeddingCache.default(), SentenceTextEncoder()
     t0 = time.perf_counter()
     rows = {}
@@ -45,10 +46,11 @@ def main() -> None:
         rows[name] = {"utterances": len(table.frame), "contexts": int(out["context_mask"].sum()),
                       "encoded": cache.stats.misses - before, "seconds": round(time.perf_counter() - t, 1)}
         print(name, rows[name], flush=True)
-    result = {"command": "flock /tmp/pm-cpu.lock python benchmarks/meiju_embed.py", "sources": rows,
+    command = " ".join(["python benchmarks/meiju_embed.py", *sys.argv[1:]])
+    result = {"command": command, "sources": rows,
               "cache": cache.stats.as_dict(), "wall_seconds": round(time.perf_counter() - t0, 1),
               "environment": environment()}
-    write_json(RESULTS / "meiju_embed.json", result)
+    write_json(RESULTS / f"{name}.json", result)
     print(result)
 
 
