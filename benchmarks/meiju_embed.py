@@ -39,13 +39,13 @@ def main() -> None:
     cache, encoder = EmbeddingCache.default(), SentenceTextEncoder()
     t0 = time.perf_counter()
     rows = {}
-    for name, table in (("meld", load_meld(data_dir)), ("mintrec2", load_mintrec(data_dir, version=2))):
+    for source, table in (("meld", load_meld(data_dir)), ("mintrec2", load_mintrec(data_dir, version=2))):
         t = time.perf_counter()
         before = cache.stats.misses
         out = embed_dialogue(table.frame, encoder, cache, context="pooled")
-        rows[name] = {"utterances": len(table.frame), "contexts": int(out["context_mask"].sum()),
+        rows[source] = {"utterances": len(table.frame), "contexts": int(out["context_mask"].sum()),
                       "encoded": cache.stats.misses - before, "seconds": round(time.perf_counter() - t, 1)}
-        print(name, rows[name], flush=True)
+        print(source, rows[source], flush=True)
     command = " ".join(["python benchmarks/meiju_embed.py", *sys.argv[1:]])
     result = {"command": command, "sources": rows,
               "cache": cache.stats.as_dict(), "wall_seconds": round(time.perf_counter() - t0, 1),
