@@ -84,7 +84,7 @@ class MeijuConfig(BaseModel):
     rounds: int = Field(2, ge=0, description="pseudo-labelling rounds (0: none)")
     threshold: float = Field(0.99, gt=0, le=1, description="the paper's pseudo-label confidence threshold")
     threshold_grid: tuple[float, ...] = Field(
-        (0.8, 0.9, 0.99), description="candidates of the validation-chosen threshold (empty: skip that variant); "
+        (0.8, 0.99), description="candidates of the validation-chosen threshold (empty: skip that variant); "
         "a candidate equal to `threshold` shares its round-1 fit")
     hidden: int = Field(128, ge=8, description="width of the shared encoder and task vectors")
     heads: int = Field(4, ge=1, description="attention heads of the cross-task layer")
@@ -92,8 +92,8 @@ class MeijuConfig(BaseModel):
     lr: float = Field(3e-3, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
     batch_size: int = Field(256, ge=1, description="samples per step")
-    max_epochs: int = Field(15, ge=1, description="epoch cap per fit (an epoch is at least min_steps batches)")
-    min_steps: int = Field(25, ge=1, description="optimiser steps per epoch at least (small label budgets cycle)")
+    max_epochs: int = Field(10, ge=1, description="epoch cap per fit (an epoch is at least min_steps batches)")
+    min_steps: int = Field(15, ge=1, description="optimiser steps per epoch at least (small label budgets cycle)")
     patience: int = Field(2, ge=1, description="epochs without a better validation joint score before stopping")
     baselines: bool = Field(True, description="majority and TF-IDF logistic regression per task")
     tfidf_cs: tuple[float, ...] = Field((0.3, 3.0, 30.0), description="C grid of the TF-IDF baseline (dev)")
