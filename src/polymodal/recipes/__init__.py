@@ -2,6 +2,7 @@
 
 from polymodal.recipes import (
     medgrad_eclip,
+    meiju,
     metammf,
     mexa_ctp,
     nla_mmr,
@@ -34,6 +35,7 @@ __all__ = [
     "get",
     "load_entry_point_recipes",
     "medgrad_eclip",
+    "meiju",
     "metammf",
     "mexa_ctp",
     "names",
