@@ -19,7 +19,7 @@ from polymodal.baselines.survival import CoxBaseline, KaplanMeierBaseline, survi
 from polymodal.data.collate import Collator, FeatureDataset
 from polymodal.data.sources import sksurv_breast
 from polymodal.objectives.survival import CoxPartialLikelihood, DiscreteTimeSurvivalNLL, discrete_time_risk
-from polymodal.quickstart import build_network
+from polymodal.recipes.quickstart import build_network
 from polymodal.tasks.survival import (
     assign_time_bins,
     bootstrap_survival_ci,

@@ -1,6 +1,6 @@
 """Recipes: one file per published system, imported explicitly so every process sees the same set."""
 
-from polymodal.recipes import medgrad_eclip, mexa_ctp, nla_mmr, text_forecast, umpsnet
+from polymodal.recipes import medgrad_eclip, mexa_ctp, nla_mmr, quickstart, text_forecast, umpsnet
 from polymodal.recipes.registry import REGISTRY, Paper, PublishedResult, Recipe, load_entry_point_recipes
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "medgrad_eclip",
     "mexa_ctp",
     "nla_mmr",
+    "quickstart",
     "text_forecast",
     "umpsnet",
 ]
