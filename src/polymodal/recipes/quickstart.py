@@ -305,7 +305,7 @@ class BreastPredictor:
         self.featurizer = BreastFeaturizer.from_state(read_run_json(self.run_dir / "artifacts" / "featurizer.json"))
 
     def read_input(self, path: Path) -> pd.DataFrame:
-        frame = pd.read_csv(path, dtype={"id": str, "er": str, "grade": str})
+        frame = pd.read_csv(path, dtype={"id": str, "er": str, "grade": str}, float_precision="round_trip")
         self._records(frame, source=path)  # errors name the file, row and field
         return frame
 

@@ -71,7 +71,8 @@ class UMPSNetPredictor:
         self.skips: dict[str, Any] = {}
 
     def read_input(self, path: Path) -> pd.DataFrame:
-        frame = pd.read_csv(path, dtype={"case_id": str, "metadata": str}, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(path, dtype={"case_id": str, "metadata": str}, keep_default_na=False, na_values=[""],
+                            float_precision="round_trip")
         for col in ("case_id", "metadata"):
             if col not in frame.columns:
                 raise DataError("required column is missing", file=path, field=col)

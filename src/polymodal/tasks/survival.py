@@ -37,6 +37,7 @@ __all__ = [
     "SURVIVAL_METRICS",
     "SurvivalTask",
     "centre_on_validation",
+    "strict_json",
     "assign_time_bins",
     "bootstrap_survival_ci",
     "check_survival_inputs",
@@ -260,6 +261,14 @@ def assign_time_bins(time: object, edges: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the task on predictions.csv
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` as metrics.json holds it (NaN -> None, arrays -> lists), so that the metrics a run returns
+    and the ones ``polymodal eval`` recomputes from the file compare equal."""
+    from polymodal.io import _finite
+
+    return _finite(value)
+
+
 def centre_on_validation(frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``centred``: each (model, fold, seed, subset)'s risk minus its validation median, over its std.
 
@@ -381,7 +390,7 @@ class SurvivalTask(Task):
                     self.headline]["splits"]["test"]
             out["robustness"] = robustness
         out["comparisons"] = self._comparisons(out["models"], primary)
-        return out
+        return strict_json(out)
 
     def evaluate_models(self, frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
         """One table for a frame of checked predictions (every subset in it combined)."""

@@ -98,7 +98,7 @@ def time_dependent_metrics(predictions: pd.DataFrame, tables: Mapping[str, pd.Da
     with ``ensemble=True``: the mean validation-standardised risk (td-AUC) and the mean survival curve
     (IBS); summaries are mean ± std over folds. A model without curves (a Cox-loss network) has no IBS.
     """
-    from polymodal.tasks.survival import SurvivalTask, centre_on_validation
+    from polymodal.tasks.survival import SurvivalTask, centre_on_validation, strict_json
 
     task = SurvivalTask(headline="", ensemble=True)
     frame = task.check(predictions)
@@ -135,7 +135,7 @@ def time_dependent_metrics(predictions: pd.DataFrame, tables: Mapping[str, pd.Da
             if np.isfinite(ibs).any():
                 entry[f"ibs_{str(subset).lower()}"] = _spread(ibs)
         out[str(model)] = entry
-    return {"time_dependent": out}
+    return {"time_dependent": strict_json(out)}
 
 
 def _fold_ibs(curves: pd.DataFrame | None, model: str, subset: str, fold: int, ids: list[str], train: np.ndarray,
