@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader
 from polymodal.baselines.survival import CoxBaseline, KaplanMeierBaseline, survival_targets
 from polymodal.data.collate import Collator, FeatureDataset
 from polymodal.data.sources import sksurv_breast
+from polymodal.errors import DataError
 from polymodal.objectives.survival import CoxPartialLikelihood, DiscreteTimeSurvivalNLL, discrete_time_risk
 from polymodal.recipes.quickstart import build_network
-from polymodal.errors import DataError
 from polymodal.tasks.survival import (
     SurvivalTask,
     assign_time_bins,
@@ -150,7 +150,8 @@ def test_survival_task_hand_value_and_the_quickstart_bootstrap() -> None:
     """C-index of the hand example; per-seed mean and CI equal evaluate_survival's (one group: same draws)."""
     time, event = [1, 2, 3, 4], [1, 1, 0, 1]
     rows = _rows("m", "valid", time, event, [4, 2, 3, 1]) + _rows("m", "test", time, event, [4, 2, 3, 1])
-    rows += _rows("m", "valid", time, event, [4, 2, 2, 1], seed=1) + _rows("m", "test", time, event, [4, 2, 2, 1], seed=1)
+    rows += _rows("m", "valid", time, event, [4, 2, 2, 1], seed=1)
+    rows += _rows("m", "test", time, event, [4, 2, 2, 1], seed=1)
     metrics = SurvivalTask(headline="m", selections=("valid",), n_boot=200).evaluate(_table(rows))
     test = metrics["models"]["m"]["splits"]["test"]["c_index"]
     assert test["per_seed"] == pytest.approx([4 / 5, 4.5 / 5]) and test["mean"] == pytest.approx(0.85)

@@ -168,8 +168,8 @@ def test_runner_finds_the_planted_signal(finished) -> None:  # type: ignore[no-u
 
 
 def test_eval_reproduces_metrics_json_exactly(finished) -> None:  # type: ignore[no-untyped-def]
-    out, metrics, _, _, _ = finished
-    again, differences = evaluate_run(out)
+    out = finished[0]
+    _, differences = evaluate_run(out)
     assert differences == []
     result = CliRunner().invoke(app, ["eval", str(out), "--json"])
     assert result.exit_code == 0, result.output

@@ -100,7 +100,8 @@ def build(cfg: UMPSNetConfig, *, data_dir: str | Path | None, cache_dir: str | P
         task=SurvivalTask(headline=NAME, selections=(SELECTION,), n_boot=cfg.protocol.n_boot, ensemble=True),
         jobs=survival_cv_jobs(folds, networks, settings, cfg.protocol.seeds),
         dataset={"description": (f"TCGA {' + '.join(cfg.cohorts)} (MCAT cohort files, UMPSNet metadata and 5-fold "
-                                 "splits; the split's 'val' column is the held-out test fold), one patient per case_id."),
+                                 "splits; the split's 'val' column is the held-out test fold), one patient per "
+                                 "case_id."),
                  "version": "MCAT b9cca63b cohort files + UMPSNet 2e820c04 metadata/splits", "files": data.files,
                  "sizes": {c: sum(1 for r in data.records if r.meta["cohort"] == c) for c in cohorts},
                  "events": {c: int(sum(r.target[1] for r in data.records if r.meta["cohort"] == c)) for c in cohorts},
@@ -117,7 +118,8 @@ def build(cfg: UMPSNetConfig, *, data_dir: str | Path | None, cache_dir: str | P
             "the inner validation split); kaplan-meier: one constant risk (C-index 0.5).",
             "C-index per cohort: Harrell's (sksurv) of each fold's seed ensemble (the mean of the seeds' risks, each "
             "standardised on its inner validation split), then mean and std over the 5 folds; CI: bootstrap of "
-            "patients within each (cohort, fold), stratified by event, the same draws for every model (paired). td_auc: sksurv cumulative_dynamic_auc at the 25/50/75% "
+            "patients within each (cohort, fold), stratified by event, the same draws for every model (paired). "
+            "td_auc: sksurv cumulative_dynamic_auc at the 25/50/75% "
             "quantiles of test event times. KM plots: test risk centred on the fold's inner-validation median.",
         ],
         skips=data.skips.to_dict(),

@@ -176,7 +176,8 @@ def zero_shot(run_dir: str | Path, *, cohort: str, data_dir: str | Path | None =
     ids = [r.id for r in records]
     # risk minus the cohort's median: the risk groups (high = above 0) split at the median prediction
     predictions = pd.concat([
-        predictions_frame(model=name, kind="recipe", split="test", ids=ids, time=t, event=e, risk=risk - np.median(risk)),
+        predictions_frame(model=name, kind="recipe", split="test", ids=ids, time=t, event=e,
+                          risk=risk - np.median(risk)),
         predictions_frame(model="kaplan-meier", kind="trivial", split="test", ids=ids, time=t, event=e, risk=0.0),
     ], ignore_index=True)
     task = SurvivalTask(headline=name, ensemble=True, n_boot=cfg.protocol.n_boot, seed=0)

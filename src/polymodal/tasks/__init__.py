@@ -19,4 +19,5 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "SurvivalTask", "Task", "flat_rows", "per_seed", "register_task"]
+__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "SurvivalTask", "Task", "flat_rows", "per_seed",
+           "register_task"]

@@ -28,21 +28,21 @@ import pandas as pd
 from sksurv.exceptions import NoComparablePairException
 from sksurv.metrics import concordance_index_censored
 
-from polymodal.evaluation.aggregate import summarise
 from polymodal.errors import DataError
+from polymodal.evaluation.aggregate import summarise
 from polymodal.evaluation.bootstrap import check_bootstrap_params, stratified_indices
 from polymodal.tasks.base import Task
 
 __all__ = [
     "SURVIVAL_METRICS",
     "SurvivalTask",
-    "centre_on_validation",
-    "strict_json",
     "assign_time_bins",
     "bootstrap_survival_ci",
+    "centre_on_validation",
     "check_survival_inputs",
     "evaluate_survival",
     "quantile_time_bins",
+    "strict_json",
     "survival_metrics",
 ]
 
