@@ -303,9 +303,10 @@ class SurvivalTask(Task):
 
     predictions.csv columns beyond the common ones: ``time`` (observed, >= 0), ``event`` (1 = event,
     0 = censored) and ``risk``. ``fold`` is the cross-validation fold (a test patient appears in exactly
-    one fold) and ``subset`` the cohort: with several cohorts the headline table has
-    ``c_index_<cohort>`` per cohort and their mean ``c_index_mean`` (UMPSNet's headline), and each
-    cohort also gets its own table (``subsets``).
+    one fold) and ``subset`` the cohort: with named cohorts the headline table has
+    ``c_index_<cohort>`` per cohort and their mean ``c_index_mean`` (UMPSNet's headline), and with
+    several each cohort also gets its own table (``subsets``, metric ``c_index``); a table whose only
+    subset is ``all`` has ``c_index``.
 
     The bootstrap resamples patients within each (cohort, fold), stratified by event, and is paired:
     the draws depend only on (task seed, cohort, fold) and are applied to every model, seed and
@@ -362,7 +363,8 @@ class SurvivalTask(Task):
         frame = centre_on_validation(frame) if self.ensemble else frame.assign(centred=frame["risk"])
         self._index_truth(frame)
         subsets = list(dict.fromkeys(frame["subset"]))
-        primary = "c_index_mean" if len(subsets) > 1 else "c_index"
+        combined = subsets != ["all"]  # named cohorts: c_index_<cohort> and their mean, even for one cohort
+        primary = "c_index_mean" if combined else "c_index"
         out: dict[str, Any] = {"task": self.name, "task_spec": self.spec(), "primary_metric": primary,
                                "bootstrap_unit": self.unit, "selection": {"name": selection},
                                "bootstrap": {"n_boot": self.n_boot, "alpha": self.alpha, "seed": self.seed,
@@ -373,7 +375,7 @@ class SurvivalTask(Task):
                       for m, rows in none.groupby("model", sort=False) for s in subsets
                       if (rows["subset"] == s).any()}
         self._boots_all = {key: sc["test"]["boots"] for key, sc in per_subset.items() if "test" in sc}
-        out["models"] = self._table(none, subsets, per_subset, combined=len(subsets) > 1)
+        out["models"] = self._table(none, subsets, per_subset, combined=combined)
         if len(subsets) > 1:
             out["subsets"] = {s: self._table(none[none["subset"] == s], [s], per_subset, combined=False)
                               for s in subsets}
@@ -386,7 +388,7 @@ class SurvivalTask(Task):
                     continue
                 scores = {(self.headline, s): self._scores(part[part["subset"] == s], s) for s in subsets
                           if (part["subset"] == s).any()}
-                robustness[condition] = self._table(part, subsets, scores, combined=len(subsets) > 1)[
+                robustness[condition] = self._table(part, subsets, scores, combined=combined)[
                     self.headline]["splits"]["test"]
             out["robustness"] = robustness
         out["comparisons"] = self._comparisons(out["models"], primary)
@@ -401,7 +403,7 @@ class SurvivalTask(Task):
         subsets = list(dict.fromkeys(frame["subset"]))
         scores = {(str(m), s): self._scores(rows[rows["subset"] == s], s)
                   for m, rows in frame.groupby("model", sort=False) for s in subsets if (rows["subset"] == s).any()}
-        return self._table(frame, subsets, scores, combined=len(subsets) > 1)
+        return self._table(frame, subsets, scores, combined=subsets != ["all"])
 
     # ------------------------------------------------------------------ pieces
 
