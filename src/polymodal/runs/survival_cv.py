@@ -323,7 +323,8 @@ def _baselines_job(fold: CVFold, settings: FitSettings, ctx: JobContext) -> JobR
     frames, curves, targets = [], [], []
     for c in sorted({str(r.meta["cohort"]) for r in fold.train}):
         parts = {p: fold.part(p, c) for p in ("train", "valid", "test")}
-        targets.append(pd.DataFrame({"fold": fold.index, "subset": c, "split": "train", "id": [r.id for r in parts["train"]],
+        targets.append(pd.DataFrame({"fold": fold.index, "subset": c, "split": "train",
+                                     "id": [r.id for r in parts["train"]],
                                      "time": [float(r.target[0]) for r in parts["train"]],
                                      "event": [int(r.target[1]) for r in parts["train"]]}))
         if not parts["test"]:
