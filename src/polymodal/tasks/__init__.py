@@ -10,9 +10,11 @@ from polymodal.tasks.hierarchical import HierarchicalTask
 from polymodal.tasks.multitask import MultiTaskClassification
 from polymodal.tasks.ranking import RankingTask
 from polymodal.tasks.retrieval import RetrievalTask
+from polymodal.tasks.survival import SurvivalTask
 
 TASKS: dict[str, type[Task]] = {
-    cls.name: cls for cls in (BinaryTask, HierarchicalTask, MultiTaskClassification, RankingTask, RetrievalTask)
+    cls.name: cls
+    for cls in (BinaryTask, HierarchicalTask, MultiTaskClassification, RankingTask, RetrievalTask, SurvivalTask)
 }
 
 
@@ -25,4 +27,4 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 __all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "HierarchicalTask", "MultiTaskClassification",
-           "RankingTask", "RetrievalTask", "Task", "flat_rows", "per_seed", "register_task"]
+           "RankingTask", "RetrievalTask", "SurvivalTask", "Task", "flat_rows", "per_seed", "register_task"]
