@@ -104,7 +104,8 @@ def choose_set_threshold(y_val: np.ndarray, s_val: np.ndarray, grid: Sequence[fl
 
     Args:
         y_val: (N, L) validation sets. s_val: (N, L) validation scores.
-        grid: candidate thresholds; default the 5%..95% quantiles of the scores plus 0.5.
+        grid: candidate thresholds; default 50 quantiles of all validation scores, evenly spaced from
+            the 50% to the 99% quantile, plus 0.5.
     """
     y, s = _check(y_val, s_val)
     if grid is None:
