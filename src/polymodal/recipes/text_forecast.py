@@ -253,7 +253,7 @@ def build(cfg: TextForecastConfig, *, data_dir: str | Path | None, cache_dir: st
         jobs=forecast_jobs(spec, domains),
         dataset={"description": "Time-MMD (MM-TSFlib protocol: univariate OT, 70/10/20 chronological split)",
                  "version": "AdityaLab/Time-MMD", "sizes": {d: a["periods"] for d, a in adapter.items()},
-                 "files": str(data_root / "Time-MMD")},
+                 "files": {d: str(data_root / "Time-MMD" / "numerical" / d / f"{d}.csv") for d in adapter}},
         published=[p.__dict__ for p in PUBLISHED],
         notes=["Published numbers are for other forecasters (MM-TSFlib), not this dual tower."],
         extra={"adapter": adapter, "embedding_cache": cache.stats.as_dict()},
