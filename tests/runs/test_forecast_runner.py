@@ -17,7 +17,14 @@ from polymodal.errors import DataError
 from polymodal.recipes import text_forecast
 from polymodal.recipes.text_forecast import TextForecastConfig
 from polymodal.runs import evaluate_run, predict_file, run_recipe, write_example_input
-from polymodal.runs.forecast_text import DomainTexts, Source, TextChoice, shuffled_sources, text_end_of_rows, text_source
+from polymodal.runs.forecast_text import (
+    DomainTexts,
+    Source,
+    TextChoice,
+    shuffled_sources,
+    text_end_of_rows,
+    text_source,
+)
 
 N = 240  # monthly periods
 DAY = np.timedelta64(1, "D")
@@ -118,7 +125,7 @@ def test_eval_reproduces_metrics_exactly(finished: tuple[Path, Path, dict]) -> N
 
 
 def test_kill_and_resume_gives_the_same_metrics(finished: tuple[Path, Path, dict], tmp_path: Path) -> None:
-    data, out, metrics = finished
+    data, out, _ = finished
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
     (copy / "jobs" / "Economy" / "h3" / "seed_1" / "result.json").unlink()  # killed before it finished
@@ -176,7 +183,7 @@ def test_predict_round_trip_and_bad_input(finished: tuple[Path, Path, dict], tmp
     last, jump_up = frame["value"].iloc[-1], "rises" in frame["text"].iloc[-1]
     assert (result["forecast"].iloc[0] > last) == jump_up
     bad = tmp_path / "bad.csv"
-    frame.assign(date=["2003-05-01"] + list(frame["date"].iloc[1:])).drop(columns="text").to_csv(bad, index=False)
+    frame.assign(date=["2003-05-01", *frame["date"].iloc[1:]]).drop(columns="text").to_csv(bad, index=False)
     with pytest.raises(DataError, match="consecutive"):
         predict_file(out, bad, tmp_path / "x.csv")
     frame.drop(columns="value").to_csv(bad, index=False)
