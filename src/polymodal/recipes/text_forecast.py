@@ -136,7 +136,7 @@ DEVIATIONS = (
     "data: Time-MMD with the MM-TSFlib protocol (univariate OT, 70/10/20 chronological split) instead of the "
     "paper's Wiki-People and News datasets; --channels all trains on every channel with shared weights",
     "training: a plain PyTorch loop (Adam 1e-3, batch 128, at most 15 epochs of at most 2048 windows, patience 3, "
-    "best validation weights), not Lightning; 3 seeds (shuffled text: one permutation per seed)",
+    "best validation weights), not Lightning; 3 seeds (shuffled text: one draw of earlier windows' texts per seed)",
 )
 
 PUBLISHED = (
