@@ -146,7 +146,8 @@ def test_diebold_mariano_size_under_overlapping_windows() -> None:
     """text-forecast's worst overlap (219 test windows at horizon 36): the rejection rate at 0.05
     of equal-accuracy forecasts stays within 3 Monte-Carlo standard errors of 5%, one- and
     two-sided. The lag-0 variance, which ignores the overlap, rejects about 40% and fails the same
-    check, as does the previous rectangular-kernel test (about 8%, benchmarks/results/dm_size.md)."""
+    check, as does the previous rectangular-kernel test (9.9% one-sided, 12.8% two-sided in
+    benchmarks/results/dm_size.md)."""
     reps, n, h = 1500, 219, 36
     d = _overlapping_equal_accuracy(np.random.default_rng(20261202), reps, n, h)
     bound = 3 * np.sqrt(0.05 * 0.95 / reps)  # 1.7 points

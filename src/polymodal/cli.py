@@ -24,6 +24,16 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal recipes with an honest protocol.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect the data directory.")
 app.add_typer(data_app, name="data")
+
+
+def _mount_search() -> None:
+    # product search: `polymodal index build`, `polymodal search`, `polymodal serve` (heavy imports stay lazy)
+    from polymodal.search.cli import mount
+
+    mount(app)
+
+
+_mount_search()
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (else $POLYMODAL_DATA).")]

@@ -238,9 +238,69 @@ def _verdict_clause(metrics: Mapping[str, Any], recipe: str, kind: str, split: s
     if best is None:
         return f"no {label} was reported, so it cannot be compared with one"
     ours, other = _summary(models[recipe], split, metric), _summary(models[best], split, metric)
+    paired = _paired_row(metrics, recipe, best, metric)
+    if paired is not None:
+        return f"it is **{_PAIRED_WORDS[paired['verdict']]}** the best {label} ({best}: {_point_ci(other)}; " \
+               f"{_paired_text(paired)})"
     verdict = compare_summaries(ours or {}, other or {}, higher_better=higher_is_better(metric))
     no_ci = "" if _interval(ours or {}) and _interval(other or {}) else "; means only, a CI is missing"
     return f"it **{verdict}** the best {label} ({best}: {_point_ci(other)}{no_ci})"
+
+
+_PAIRED_WORDS = {"better": "better than", "worse": "worse than",
+                 "no detectable difference": "not detectably different from", "undefined": "not comparable with"}
+_PAIRED_NOTE = ("Verdicts come from a paired bootstrap of the difference (the same resampled test units for "
+                "every model, seeds averaged inside each resample): *better* or *worse* when the 95% CI of the "
+                "difference excludes 0, else *not detectably different*, with the CI half-width as the smallest "
+                "difference these data could detect.")
+
+
+def _paired_row(metrics: Mapping[str, Any], a: str, b: str, metric: str) -> Mapping[str, Any] | None:
+    for row in metrics.get("comparisons") or []:
+        if row.get("metric") == f"{metric}_diff" and {row.get("a"), row.get("b")} == {a, b}:
+            if row.get("a") == a:
+                return row
+            flipped = {"better": "worse", "worse": "better"}
+            return {**row, "mean": -row["mean"], "ci_low": -row["ci_high"], "ci_high": -row["ci_low"],
+                    "verdict": flipped.get(row["verdict"], row["verdict"])}
+    return None
+
+
+def _paired_text(row: Mapping[str, Any]) -> str:
+    from polymodal.evaluation.multiple_testing import bootstrap_p_floor, format_p
+
+    floor = bootstrap_p_floor(int(row.get("n_boot") or 1000))
+    return (f"difference {_signed(row.get('mean'))} [{_num(row.get('ci_low'))}, {_num(row.get('ci_high'))}], "
+            f"p = {format_p(row.get('p_value'), floor)}, Holm-adjusted {format_p(row.get('p_adjusted'), floor)}")
+
+
+def _comparisons_section(metrics: Mapping[str, Any]) -> str | None:
+    # rows a task renders in its own sections (text-forecast's Diebold-Mariano grid) carry "report": False
+    rows = [r for r in metrics.get("comparisons") or [] if r.get("report", True)]
+    if not rows:
+        return None
+    from polymodal.evaluation.multiple_testing import bootstrap_p_floor, format_p
+
+    table = []
+    for r in rows:
+        floor = bootstrap_p_floor(int(r.get("n_boot") or 1000))
+        table.append([r.get("model", ""), r.get("metric", ""), _signed(r.get("mean")),
+                      f"[{_num(r.get('ci_low'))}, {_num(r.get('ci_high'))}]", _num(r.get("half_width")),
+                      format_p(r.get("p_value"), floor), format_p(r.get("p_adjusted"), floor),
+                      r.get("verdict", "")])
+    header = ["Comparison", "Metric", "Difference", "95% CI", "Detectable (half-width)", "p", "p (Holm)", "Verdict"]
+    return "## Paired comparisons (test)\n\n" + _PAIRED_NOTE + " Families: each metric's comparisons.\n\n" \
+        + _table(header, table)
+
+
+def _runs_section(metrics: Mapping[str, Any]) -> str | None:
+    log = metrics.get("runs") or []
+    resumed = [e for e in log if e.get("resumed") or e.get("jobs_reused")]
+    if not resumed:
+        return None
+    lines = [f"- {e.get('started')}: {len(e.get('jobs_reused') or [])} finished job(s) reused, "
+             f"{len(e.get('jobs_run') or [])} run" for e in log]
+    return "## Resumes\n\nThis run was interrupted and resumed; each invocation:\n\n" + "\n".join(lines)
 
 
 def _summary_section(metrics: Mapping[str, Any]) -> str:
@@ -260,8 +320,9 @@ def _summary_section(metrics: Mapping[str, Any]) -> str:
         f"{direction} is better). On the primary metric "
         f"{_verdict_clause(metrics, recipe, 'trivial', split, metric)}, and "
         f"{_verdict_clause(metrics, recipe, 'baseline', split, metric)}. "
-        f"*Beats* means its mean lies beyond the other's CI; *matches within CI* means the intervals "
-        f"overlap; *is below* means it is worse with no overlap."
+        + (_PAIRED_NOTE if metrics.get("comparisons") else
+           "*Beats* means its mean lies beyond the other's CI; *matches within CI* means the intervals "
+           "overlap; *is below* means it is worse with no overlap.")
     )
     return f"{title}\n\n{text}"
 
@@ -562,6 +623,7 @@ def render_markdown(
         _dataset_section(metrics),
         _main_table(metrics),
         *sections,
+        _comparisons_section(metrics),
         _valid_test_section(metrics),
         _published_section(metrics),
         _robustness_section(metrics),
@@ -570,6 +632,7 @@ def render_markdown(
         _kv_section("Timing", metrics.get("timing"), _seconds),
         _kv_section("Environment", metrics.get("environment")),
         _notes_section(metrics),
+        _runs_section(metrics),
         _plots_section(plots, plot_errors),
     ]
     return "\n\n".join(s for s in sections if s) + "\n"

@@ -7,8 +7,15 @@
 from polymodal.tasks.base import COMMON_COLUMNS, KINDS, Task, flat_rows, per_seed
 from polymodal.tasks.binary import BinaryTask
 from polymodal.tasks.forecast import ForecastTask
+from polymodal.tasks.hierarchical import HierarchicalTask
+from polymodal.tasks.multitask import MultiTaskClassification
+from polymodal.tasks.ranking import RankingTask
+from polymodal.tasks.retrieval import RetrievalTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, ForecastTask)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (BinaryTask, ForecastTask, HierarchicalTask, MultiTaskClassification, RankingTask,
+                               RetrievalTask)
+}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -19,5 +26,5 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "ForecastTask", "Task", "flat_rows", "per_seed",
-           "register_task"]
+__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "ForecastTask", "HierarchicalTask",
+           "MultiTaskClassification", "RankingTask", "RetrievalTask", "Task", "flat_rows", "per_seed", "register_task"]

@@ -93,6 +93,13 @@ class Task(ABC):
         """Task-level results beyond the model tables (paired tests of a forecast cell, say)."""
         return {}
 
+    def comparisons(self, frame: pd.DataFrame, models: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Paired comparisons on the headline group's test rows (see :mod:`polymodal.evaluation.paired`):
+        the headline model against every model and every model against the best trivial and the
+        best learned baseline, on the same resamples, p-values adjusted within each metric's family.
+        A shape that supports them overrides this; the default has none."""
+        return []
+
     # ------------------------------------------------------------------ the shared machinery
 
     def spec(self) -> dict[str, Any]:
@@ -140,6 +147,10 @@ class Task(ABC):
             by_selection[selection] = self.evaluate_models(pd.concat([part, shared], ignore_index=True))
         out["models"] = by_selection[headline_sel]
         out["selection"] = {"name": headline_sel}
+        headline_rows = frame[(frame["selection"].isin((headline_sel, ""))) & (frame["subset"] == main_subset)
+                              & (frame["condition"] == "none")]
+        if self.headline in out["models"]:
+            out["comparisons"] = self.comparisons(headline_rows, out["models"])
         if len(selections) > 1:
             out["selections"] = by_selection
         if len(subsets) > 1:

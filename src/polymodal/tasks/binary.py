@@ -9,12 +9,14 @@ threshold is chosen on that seed's ``valid`` rows (its selection split) and appl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from polymodal.evaluation.aggregate import evaluate_binary
+from polymodal.evaluation.metrics import BINARY_METRICS
 from polymodal.tasks.base import Task, per_seed
 
 __all__ = ["BinaryTask"]
@@ -33,6 +35,8 @@ class BinaryTask(Task):
     name: ClassVar[str] = "binary"
     columns: ClassVar[tuple[str, ...]] = ("y_true", "score")
     primary_metric: ClassVar[str] = "roc_auc"
+    #: metrics compared pairwise (continuous scores: no threshold enters the difference)
+    compared: ClassVar[tuple[str, ...]] = ("roc_auc", "pr_auc")
 
     def __init__(self, *, threshold_rule: str = "max_f1", unit: str = "sample", **kwargs: Any) -> None:
         super().__init__(threshold_rule=threshold_rule, unit=unit, **kwargs)
@@ -52,3 +56,28 @@ class BinaryTask(Task):
             result["kind"] = str(rows["kind"].iloc[0])
             models[str(model)] = result
         return models
+
+    def comparisons(self, frame: pd.DataFrame, models: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Paired bootstrap of differences on the test rows, stratified by class, seeds averaged
+        inside each resample; every model's ids are aligned to the headline's order."""
+        from polymodal.evaluation.paired import compare_family, replicate_metric
+
+        test = frame[frame["split"] == "test"]
+        head = test[test["model"] == self.headline]
+        order, y, _ = per_seed(head, "test", "score", label="y_true")
+        scores: dict[str, list[np.ndarray]] = {}
+        for model, rows in test.groupby("model", sort=False):
+            ids, _, values = per_seed(rows, "test", "score", label="y_true")
+            if set(ids) != set(order):
+                continue  # a model scored on other samples cannot be paired
+            position = pd.Series(np.arange(len(ids)), index=ids).loc[order].to_numpy()
+            scores[str(model)] = [v[position] for v in values]
+        kinds = {m: str(r.get("kind")) for m, r in models.items()}
+        rows: list[dict[str, Any]] = []
+        y = np.asarray(y, dtype=np.float64)
+        for metric in self.compared:
+            reps = replicate_metric(BINARY_METRICS[metric], y, scores, n_boot=self.n_boot, seed=self.seed, strata=y)
+            rows += compare_family(reps, self.headline,
+                                   trivial=[m for m in scores if kinds.get(m) == "trivial"],
+                                   learned=[m for m in scores if kinds.get(m) == "baseline"])
+        return rows
