@@ -124,7 +124,7 @@ def _write_outputs(run_dir: Path, metrics: dict[str, Any], predictions: pd.DataF
     headline = metrics.get("selection", {}).get("name", "")
     shown = predictions[predictions["selection"].fillna("").isin((headline, ""))
                         & (predictions["condition"].fillna("none") == "none")]
-    write_report(run_dir, metrics, shown)
+    write_report(run_dir, metrics, shown, sections=task.report_sections(metrics))
 
 
 def _run_jobs(folder: RunFolder, jobs: Sequence[Job], train_cfg: Any, *, progress: bool,

@@ -6,6 +6,7 @@
 
 from polymodal.tasks.base import COMMON_COLUMNS, KINDS, Task, flat_rows, per_seed
 from polymodal.tasks.binary import BinaryTask
+from polymodal.tasks.forecast import ForecastTask
 from polymodal.tasks.hierarchical import HierarchicalTask
 from polymodal.tasks.multitask import MultiTaskClassification
 from polymodal.tasks.ranking import RankingTask
@@ -14,7 +15,8 @@ from polymodal.tasks.survival import SurvivalTask
 
 TASKS: dict[str, type[Task]] = {
     cls.name: cls
-    for cls in (BinaryTask, HierarchicalTask, MultiTaskClassification, RankingTask, RetrievalTask, SurvivalTask)
+    for cls in (BinaryTask, ForecastTask, HierarchicalTask, MultiTaskClassification, RankingTask, RetrievalTask,
+                SurvivalTask)
 }
 
 
@@ -26,5 +28,6 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "HierarchicalTask", "MultiTaskClassification",
-           "RankingTask", "RetrievalTask", "SurvivalTask", "Task", "flat_rows", "per_seed", "register_task"]
+__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "ForecastTask", "HierarchicalTask",
+           "MultiTaskClassification", "RankingTask", "RetrievalTask", "SurvivalTask", "Task", "flat_rows", "per_seed",
+           "register_task"]
