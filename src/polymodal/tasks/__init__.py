@@ -6,8 +6,9 @@
 
 from polymodal.tasks.base import COMMON_COLUMNS, KINDS, Task, flat_rows, per_seed
 from polymodal.tasks.binary import BinaryTask
+from polymodal.tasks.multilabel import MultilabelTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask,)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, MultilabelTask)}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -18,4 +19,5 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "Task", "flat_rows", "per_seed", "register_task"]
+__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "MultilabelTask", "Task", "flat_rows", "per_seed",
+           "register_task"]
