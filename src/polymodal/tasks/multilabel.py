@@ -214,6 +214,14 @@ class MultilabelTask(Task):
         ddi = {str(k): sorted(str(p) for p in v) for k, v in (ddi or {}).items()}
         super().__init__(ddi=ddi, **kwargs)
         self.ddi = {k: {frozenset(p.split("|")) for p in v} for k, v in ddi.items()}
+        self._memo: dict[tuple[Any, ...], tuple[dict[str, np.ndarray], float]] = {}
+
+    def check(self, predictions: pd.DataFrame, *, source: str = "predictions.csv") -> pd.DataFrame:
+        """The base checks, plus ``_row``: each row's 1-based data row in the file, for error messages."""
+        frame = super().check(predictions, source=source)
+        if "_row" not in frame.columns:
+            frame["_row"] = np.arange(1, len(frame) + 1)
+        return frame
 
     # ------------------------------------------------------------------ per-visit values
 
@@ -247,7 +255,11 @@ class MultilabelTask(Task):
                 values: dict[str, np.ndarray] = {}
                 fold_thresholds = []
                 for (_, subset), part in run.groupby(["fold", "subset"], sort=True):
-                    pv, thr = self._fold_values(part, str(subset), source)
+                    # the same rows are evaluated for the tables and again for the comparisons: parse once
+                    key = (str(subset), str(model), str(part["condition"].iloc[0]), int(seed), tuple(part["_row"]))
+                    if key not in self._memo:
+                        self._memo[key] = self._fold_values(part, str(subset), source)
+                    pv, thr = self._memo[key]
                     fold_thresholds.append(thr)
                     at = order.get_indexer(part["id"])
                     for name, v in pv.items():
@@ -272,20 +284,19 @@ class MultilabelTask(Task):
         index = {m: j for j, m in enumerate(full)}
         y = np.zeros((len(part), len(full)))
         s = np.full((len(part), len(full)), -1.0)
-        # the frame keeps predictions.csv's row index, so errors name the file's data row (1-based)
-        for i, (row, medications, text) in enumerate(zip(part.index, truth, part["scores"], strict=True)):
+        for i, (row, medications, text) in enumerate(zip(part["_row"], truth, part["scores"], strict=True)):
             y[i, [index[m] for m in medications]] = 1.0
             values = str(text).split(";")
             if len(values) != len(labels):
-                raise DataError(f"{len(values)} scores for {len(labels)} labels", file=source, row=int(row) + 1,
+                raise DataError(f"{len(values)} scores for {len(labels)} labels", file=source, row=int(row),
                                 field="scores")
             try:
                 s[i, : len(labels)] = [float(v) for v in values]
             except ValueError:
-                raise DataError(f"not a number in {str(text)[:60]!r}", file=source, row=int(row) + 1,
+                raise DataError(f"not a number in {str(text)[:60]!r}", file=source, row=int(row),
                                 field="scores") from None
             if not np.isfinite(s[i]).all():
-                raise DataError("a score is NaN or inf", file=source, row=int(row) + 1, field="scores")
+                raise DataError("a score is NaN or inf", file=source, row=int(row), field="scores")
         return per_visit_metrics(y, s, float(thresholds[0]), self._ddi_matrix(subset, full)), float(thresholds[0])
 
     # ------------------------------------------------------------------ the contract
@@ -319,6 +330,7 @@ class MultilabelTask(Task):
         """The base tables (the first cohort is the headline table, every cohort under ``subsets``), plus
         each further cohort's paired comparisons (rows named ``"A vs B | COHORT"``, appended to
         ``comparisons``) and missing-modality table (``subset_robustness``)."""
+        self._memo = {}
         out = super().evaluate(predictions)
         frame = self.check(predictions)
         subsets = list(dict.fromkeys(frame["subset"]))
@@ -343,6 +355,7 @@ class MultilabelTask(Task):
                 robustness[subset] = table
         if robustness:
             out["subset_robustness"] = robustness
+        self._memo = {}
         return out
 
     def report_sections(self, metrics: Mapping[str, Any]) -> list[str]:
