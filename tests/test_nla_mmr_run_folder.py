@@ -115,6 +115,14 @@ def test_task_metrics_match_hand_computation() -> None:
     assert test["pr_auc"]["mean"] == pytest.approx(((1 + 2 / 3) / 2 + (1 + 2 / 4) / 2) / 2)
     assert test["ddi_rate"]["mean"] == pytest.approx(1.0)
     assert test["avg_meds"]["mean"] == pytest.approx(1.5)
+    # a second model on the same visits: paired comparisons, Holm-adjusted within each metric
+    other = rows.assign(model="base", kind="trivial", scores=["0.5;0.5;0.5", "0.5;0.5;0.5"])
+    comparisons = task.evaluate(pd.concat([rows, other], ignore_index=True))["comparisons"]
+    jaccard = next(r for r in comparisons if r["metric"] == "jaccard_diff")
+    # "base" predicts all three labels: Jaccard 2/3 on visit 1, 1/4 on visit 2 ({C} of {A, B, C, Z})
+    assert jaccard["model"] == "m vs base"
+    assert jaccard["mean"] == pytest.approx((1 / 3 + 1 / 2) / 2 - (2 / 3 + 1 / 4) / 2)
+    assert all(r["p_adjusted"] >= r["p_value"] for r in comparisons)
 
 
 def test_task_names_file_row_and_field() -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from polymodal.data.sources.drug_vocab import DrugVocab
-from polymodal.data.sources.mimic import MimicCohort
+from polymodal.data.sources.mimic import MimicCohort, fallback_text
 from polymodal.encoders.molecule_graph import MoleculeGraphs, molecule_graphs
 from polymodal.errors import DataError
 
@@ -149,7 +149,7 @@ def make_problem(cohort: MimicCohort, vocab: DrugVocab, *, history: bool, max_vi
             samples.append(Sample(subject, visit.hadm_id, tuple(ids(v.diagnoses) for v in window),
                                   tuple(ids(v.procedures) for v in window), multi_hot(visit.medications), prev,
                                   earlier, tuple(visit.medications)))
-    text = [UNKNOWN_TEXT if c == UNKNOWN else cohort.code_text[c] for c in codes]
+    text = [UNKNOWN_TEXT if c == UNKNOWN else cohort.code_text.get(c) or fallback_text(c) for c in codes]
     return MedicationProblem(cohort.name, history, codes, text, labels, vocab.ddi_matrix(labels), samples,
                              info={"patients": len(cohort.patients), "visits": len(samples), "codes": len(codes) - 1,
                                    "labels": len(labels), "source": cohort.source})
