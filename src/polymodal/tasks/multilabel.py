@@ -370,6 +370,6 @@ class MultilabelTask(Task):
                     "comparisons": [{**r, "model": r["model"].removesuffix(f" | {subset}")}
                                     for r in metrics.get("comparisons") or [] if r.get("subset") == subset],
                     "robustness": (metrics.get("subset_robustness") or {}).get(subset)}
-            body = render_markdown({k: v for k, v in part.items() if v})
-            sections.append(f"# Cohort `{subset}`\n\n" + body.replace("\n## ", f"\n## [{subset}] "))
+            body = render_markdown({k: v for k, v in part.items() if v}).split("\n", 1)[1]  # drop its title
+            sections.append(f"## Cohort `{subset}`\n" + body.replace("\n## ", f"\n### [{subset}] "))
         return sections
