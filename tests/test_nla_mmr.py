@@ -1,8 +1,10 @@
-"""NLA-MMR: the model with and without each modality, a planted-signal run of the whole runner
-(both cohorts, both MIMIC layouts), the CLI, registration and docs."""
+"""NLA-MMR: the model with and without each modality, vocabularies fitted per training fold (the
+leak fix), a planted-signal run through the one runner, the CLI on the MIMIC-IV layout,
+registration and docs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -17,10 +19,11 @@ from polymodal.data.sources.drug_vocab import load_drug_vocab
 from polymodal.data.sources.mimic import build_cohort, read_mimic3
 from polymodal.encoders.text import HashingTextEncoder
 from polymodal.errors import ConfigError
-from polymodal.multilabel_experiment import patient_folds, run_medication
 from polymodal.objectives.ddi import MedicationObjective
 from polymodal.recipes.nla_mmr import DROPPABLE, RECIPE, NlaMmrConfig, NlaMmrModel
-from polymodal.tasks.medication import collate, make_problem, medication_views
+from polymodal.runs import evaluate_run, run_recipe
+from polymodal.runs.medication_jobs import patient_folds
+from polymodal.tasks.medication import UNKNOWN, collate, make_problem, medication_views
 from polymodal.tasks.multilabel import choose_set_threshold, per_visit_metrics
 from tests.mimic_synthetic import write_drug_tables, write_mimic3, write_mimic4
 
@@ -97,18 +100,48 @@ def test_patient_folds_never_split_a_patient() -> None:
         assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
 
 
-def test_runner_learns_planted_signal(data_dir: Path, tmp_path: Path) -> None:
+def test_vocabularies_and_filters_are_fitted_on_the_training_fold_only(data_dir: Path) -> None:
+    """A code and a medication that only a test-fold patient has stay out of that fold's vocabularies:
+    the code becomes the unknown id, the medication is no label but stays in the visit's true set; the
+    top-medication filter counts training visits only."""
+    vocab = load_drug_vocab(data_dir)
+    cohort = build_cohort(read_mimic3(data_dir / "mimic_iii_demo_1.4"), vocab, "all-admissions", top_meds=None,
+                          top_diagnoses=None)
+    subjects = sorted(cohort.patients)
+    groups = np.array([s for s in subjects for _ in cohort.patients[s]])
+    train, _, test = patient_folds(groups, 3, seed=0)[0]
+    victim = int(groups[test[0]])
+    first = cohort.patients[victim][0]
+    cohort.patients[victim][0] = dataclasses.replace(first, diagnoses=(*first.diagnoses, "D9:TESTONLY"),
+                                                     medications=(*first.medications, "Z99Z"))
+    problem = make_problem(cohort, vocab, history=False, train_subjects=set(groups[train]))
+    assert problem.codes[0] == UNKNOWN and "D9:TESTONLY" not in problem.codes
+    assert "Z99Z" not in problem.labels
+    sample = next(s for s in problem.samples if s.hadm_id == first.hadm_id)
+    assert 1 in sample.diagnoses[-1] and "Z99Z" in sample.true_set
+    # fitted on every patient (the old, leaking way) the test-only code and medication would be in
+    leaky = make_problem(cohort, vocab, history=False)
+    assert "D9:TESTONLY" in leaky.codes and "Z99Z" in leaky.labels
+    # the top-1 medication is the most frequent among training visits (N02B: every visit has it)
+    assert make_problem(cohort, vocab, history=False, train_subjects=set(groups[train]), top_meds=1).labels == ["N02B"]
+
+
+def test_runner_learns_planted_signal_and_eval_reproduces(data_dir: Path, tmp_path: Path) -> None:
     protocol = {"seeds": 1, "n_boot": 20, "robustness": False, "baselines": False}
     cfg = apply_overrides(NlaMmrConfig, {**FAST, "cohorts": ["all-admissions"], "protocol": protocol})
-    metrics = run_medication(cfg, data_dir=data_dir, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
-                             log=lambda _: None)
-    ours = metrics["cohorts"]["all-admissions"]["models"]["nla-mmr"]["splits"]["test"]
-    # the most-frequent set on the same folds, with its validation threshold
+    metrics = run_recipe(RECIPE, cfg, out_dir=tmp_path / "run", data_dir=data_dir, cache_dir=tmp_path / "cache",
+                         progress=False)
+    assert metrics is not None
+    ours = metrics["models"]["nla-mmr"]["splits"]["test"]
+    # the most-frequent set on the same folds, vocabularies fitted on each training fold, validation threshold
     vocab = load_drug_vocab(data_dir)
-    problem = make_problem(build_cohort(read_mimic3(data_dir / "mimic_iii_demo_1.4"), vocab, "all-admissions"), vocab,
-                           history=False)
-    y, jac, pr = problem.targets, [], []
-    for tr, va, te in patient_folds(problem.groups, 3, seed=0):
+    cohort = build_cohort(read_mimic3(data_dir / "mimic_iii_demo_1.4"), vocab, "all-admissions", top_meds=None,
+                          top_diagnoses=None)
+    groups = np.array([s for s in sorted(cohort.patients) for _ in cohort.patients[s]])
+    jac, pr = [], []
+    for tr, va, te in patient_folds(groups, 3, seed=0):
+        problem = make_problem(cohort, vocab, history=False, train_subjects=set(groups[tr]))
+        y = problem.targets
         freq = MostFrequentSet().fit(None, y[tr])  # type: ignore[arg-type]
         thr = choose_set_threshold(y[va], freq.predict_proba(va))
         pv = per_visit_metrics(y[te], freq.predict_proba(te), thr, problem.ddi)
@@ -117,28 +150,9 @@ def test_runner_learns_planted_signal(data_dir: Path, tmp_path: Path) -> None:
     # the planted diagnosis -> medication links are learnt: above the most-frequent set
     assert ours["jaccard"]["mean"] > np.mean(jac) + 0.05
     assert ours["pr_auc"]["mean"] > np.mean(pr)
-
-
-def test_runner_writes_both_cohorts_and_robustness(data_dir: Path, tmp_path: Path) -> None:
-    cfg = apply_overrides(NlaMmrConfig, {**FAST, "train": {"max_epochs": 3}, "protocol": {"seeds": 1, "n_boot": 50}})
-    metrics = run_medication(cfg, data_dir=data_dir, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
-                             log=lambda _: None)
-    for name in ("metrics.json", "report.md", "etl.json", "config.json"):
-        assert (tmp_path / "run" / name).is_file()
-    cohorts = metrics["cohorts"]
-    assert set(cohorts) == {"safedrug", "all-admissions"}
-    assert "previous-visit" in cohorts["safedrug"]["models"]
-    test = {m: v["splits"]["test"] for m, v in cohorts["all-admissions"]["models"].items()}
-    assert {"nla-mmr", "safedrug", "gamenet", "retain", "per-label-logistic", "nearest-visits",
-            "most-frequent"} <= set(test)
-    pr = test["nla-mmr"]["pr_auc"]
-    assert pr["ci_low"] <= pr["mean"] <= pr["ci_high"]
-    assert set(cohorts["all-admissions"]["robustness"]) == {"none", *[f"drop:{d}" for d in DROPPABLE]}
-    report = (tmp_path / "run" / "report.md").read_text()
-    assert "[safedrug]" in report and "[all-admissions]" in report and "Published numbers" in report
-    assert "nla-mmr [all-admissions]" in metrics["models"]  # the CLI table names the cohort
-    etl = json.loads((tmp_path / "run" / "etl.json").read_text())
-    assert etl["safedrug"]["steps"][0]["visits_kept"] > 0
+    assert ours["pr_auc"]["ci_low"] <= ours["pr_auc"]["mean"] <= ours["pr_auc"]["ci_high"]
+    assert metrics["bootstrap_unit"] == "patient" and metrics["task"] == "multilabel"
+    assert evaluate_run(tmp_path / "run")[1] == []
 
 
 def test_cli_runs_mimic4_layout(data_dir: Path, tmp_path: Path) -> None:
@@ -153,8 +167,8 @@ def test_cli_runs_mimic4_layout(data_dir: Path, tmp_path: Path) -> None:
                                                                              "robustness": False})]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output[result.output.index("{"):])["rows"]
-    assert {r["model"] for r in rows} == {"nla-mmr [all-admissions]"}
+    rows = json.loads(result.stdout)["rows"]  # stdout holds only the JSON document
+    assert {r["model"] for r in rows} == {"nla-mmr"}
     assert "MIMIC-IV" in (tmp_path / "run" / "report.md").read_text()
 
 
@@ -176,19 +190,16 @@ DATA = Path(os.environ.get("POLYMODAL_DATA", "/work/shared/data"))
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATA / "mimic_iii_demo_1.4").is_dir(), reason="MIMIC-III demo not present")
 def test_demo_end_to_end_small(tmp_path: Path) -> None:
-    """The real demo through the whole runner with MiniLM (1 repeat, 1 seed, 3 folds, at most 15 epochs:
-    about a minute), then `polymodal eval` on its run folder."""
+    """The real demo through the one runner with MiniLM (1 repeat, 1 seed, 3 folds, at most 15 epochs,
+    no literature baselines: about a minute), then `polymodal eval` on its run folder."""
     cfg = apply_overrides(NlaMmrConfig, {"folds": 3, "repeats": 1, "train": {"max_epochs": 15},
-                                         "protocol": {"seeds": 1, "n_boot": 100}})
-    metrics = run_medication(cfg, data_dir=DATA, out_dir=tmp_path / "run", log=lambda _: None)
-    sd = metrics["cohorts"]["safedrug"]
-    assert sd["dataset"]["sizes"]["patients"] == 13
-    assert metrics["cohorts"]["all-admissions"]["dataset"]["sizes"]["visits"] == 122
-    ours = metrics["models"]["nla-mmr [all-admissions]"]["splits"]["test"]["pr_auc"]["mean"]
-    assert ours > metrics["models"]["most-frequent [all-admissions]"]["splits"]["test"]["pr_auc"]["mean"] - 0.05
-    from polymodal.recipes.nla_mmr_predict import reevaluate_run
-
-    assert reevaluate_run(tmp_path / "run")["models"] == metrics["models"]
+                                         "protocol": {"seeds": 1, "n_boot": 100, "baselines": False}})
+    metrics = run_recipe(RECIPE, cfg, out_dir=tmp_path / "run", data_dir=DATA, progress=False)
+    assert metrics is not None
+    assert metrics["dataset"]["sizes"]["safedrug: patients"] == 13
+    assert metrics["dataset"]["sizes"]["all-admissions: visits"] == 122
+    assert metrics["subsets"]["all-admissions"]["nla-mmr"]["splits"]["test"]["pr_auc"]["mean"] > 0.5
+    assert evaluate_run(tmp_path / "run")[1] == []
 
 
 def test_molecule_graphs_follow_safedrug_featurisation() -> None:

@@ -16,23 +16,24 @@ admission (header required, extra columns ignored)::
 A patient's earlier admissions in the same file are its history. An admission with at least one
 earlier admission is scored by the ``safedrug`` cohort's models (trained with history); a first
 admission by the ``all-admissions`` models (current visit alone); a run with only one cohort uses
-it for every admission. Codes no training visit had are embedded from their long titles (saved
-from the source's D_ICD tables in ``code_titles.json``), which is the point of a text-based
-patient view; a code without a title falls back to ``ICD-9 diagnosis code 4019``-style text and
-is counted. Admissions without any diagnosis code are counted and not scored.
+it for every admission. Each saved model uses its own fold's vocabularies (fitted on that fold's
+training patients, saved as JSON beside its weights): a code outside them is the "unknown" code, as
+it was for that fold's test patients, and is counted. Admissions without any diagnosis code are
+counted and not scored.
 
-Output: one row per (admission, medication of the model's label set): ``id`` (hadm_id),
+Output: one row per (admission, medication of the models' label sets): ``id`` (hadm_id),
 ``subject_id``, ``medication`` (ATC3), ``model`` (which cohort's models), ``score`` (the mean
 probability over the run's saved models: by default the first seed's model of every fold and
-repeat, each trained on different patients; ``--save-models all`` keeps every seed) and
-``decision`` (1 when at least half of those models put the medication in the set at their own
-validation-chosen threshold). Rows of an admission are sorted by score, admissions keep the
-input's order.
+repeat, each trained on different patients; ``--save-models all`` keeps every seed; a model whose
+fold never saw the medication counts 0) and ``decision`` (1 when at least half of those models put
+the medication in the set at their own validation-chosen threshold). Rows of an admission are
+sorted by score, admissions keep the input's order.
 """
 
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,23 +41,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from polymodal.data.sources.mimic import fallback_text
 from polymodal.errors import ConfigError, DataError, MissingDataError
-from polymodal.io import read_run_json
+from polymodal.io import read_run_json, write_json
+from polymodal.recipes.nla_mmr_model import FROZEN_BUFFERS, NlaMmrConfig, NlaMmrModel, save_weights
 
-__all__ = ["INPUT_COLUMNS", "predict_visits", "reevaluate_run"]
+__all__ = ["INPUT_COLUMNS", "VisitPredictor", "example_rows", "read_visits", "save_member"]
 
 INPUT_COLUMNS = ("subject_id", "hadm_id", "admittime", "icd_version", "diagnoses")  # + optional procedures
 OUTPUT = ["id", "subject_id", "medication", "model", "score", "decision"]
 _CODE = re.compile(r"^[A-Z0-9]+$")
-
-
-def reevaluate_run(run_dir: str | Path) -> dict[str, Any]:
-    """``polymodal eval RUN``: every cohort's tables recomputed from predictions.csv (no retraining)."""
-    from polymodal.multilabel_experiment import render_report
-    from polymodal.multilabel_predictions import reevaluate
-
-    return reevaluate(run_dir, render_report)
 
 
 def _codes(text: Any, kind: str, version: int, path: Path, row: int, field: str) -> tuple[str, ...]:
@@ -117,106 +110,159 @@ def read_visits(path: Path) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     return frame.sort_values(["subject_id", "admittime", "hadm_id"]), {k: v for k, v in skips.items() if v["count"]}
 
 
-class _Cohort:
-    """One cohort's saved models, views and label order."""
+def save_member(model: torch.nn.Module, fold: Any, threshold: float, directory: Path, max_visits: int) -> None:
+    """What scoring new admissions with one trained model needs, as data: its weights (a state dict
+    without the frozen inputs), its fold's vocabularies, code texts and threshold (JSON), and the
+    frozen medication views (npz)."""
+    save_weights(model, directory / "model.pt")
+    v = fold.views
+    from polymodal.io import atomic_path
+
+    with atomic_path(directory / "medications.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, structure=v.structure, has_structure=v.has_structure, text=v.text, substructures=v.substructures)
+    write_json(directory / "state.json", {
+        "cohort": fold.cohort, "repeat": fold.repeat, "fold": fold.fold, "threshold": float(threshold),
+        "history": fold.problem.history, "max_visits": max_visits, "codes": fold.problem.codes,
+        "code_text": fold.problem.code_text, "labels": fold.problem.labels})
+
+
+def example_rows(cohort: Any, subjects: list[int], n: int = 5) -> list[dict[str, Any]]:
+    """A few admissions of ``subjects`` (test patients) in the input format; medications are not part of it."""
+    rows = []
+    for subject in subjects:
+        for visit in cohort.patients[subject]:
+            version = (visit.diagnoses[0].split(":")[0][1:]) if visit.diagnoses else "9"
+
+            def raw(codes: tuple[str, ...], version: str = version) -> str:
+                return ";".join(c.split(":", 1)[1] for c in codes if c.split(":")[0][1:] == version)
+
+            rows.append({"subject_id": visit.subject_id, "hadm_id": visit.hadm_id,
+                         "admittime": str(visit.admittime), "icd_version": version,
+                         "diagnoses": raw(visit.diagnoses), "procedures": raw(visit.procedures)})
+            if len(rows) >= n:
+                return rows
+    return rows
+
+
+class _Member:
+    """One saved model with its fold's vocabularies."""
 
     def __init__(self, directory: Path) -> None:
-        self.problem = read_run_json(directory / "problem.json")
-        manifest = read_run_json(directory / "models.json")
-        self.members = manifest.get("models") or []
-        if not self.members:
-            raise MissingDataError(f"{directory / 'models.json'} lists no saved model")
-        npz = directory / "medications.npz"
-        if not npz.is_file():
-            raise MissingDataError(f"{npz} not found: the run folder is incomplete")
-        with np.load(npz) as saved:
-            self.arrays = {k: saved[k] for k in saved.files}
         self.directory = directory
+        self.state = read_run_json(directory / "state.json")
+        npz = directory / "medications.npz"
+        if not npz.is_file() or not (directory / "model.pt").is_file():
+            raise MissingDataError(f"{directory}: medications.npz or model.pt missing; the run folder is incomplete")
+        with np.load(npz) as saved:  # plain arrays: np.load refuses pickled objects by default
+            self.arrays = {k: saved[k] for k in saved.files}
+        self.index = {c: i + 1 for i, c in enumerate(self.state["codes"])}
 
 
-def predict_visits(run_dir: str | Path, input_path: str | Path, cache_dir: str | Path | None = None) -> pd.DataFrame:
-    """Score every admission of ``input_path`` with the run's NLA-MMR models (see the module docstring)."""
-    from polymodal.data.paths import resolve_cache_dir
-    from polymodal.encoders.cache import EmbeddingCache
-    from polymodal.encoders.text import HashingTextEncoder, SentenceTextEncoder
-    from polymodal.multilabel_experiment import FROZEN_BUFFERS
-    from polymodal.recipes.nla_mmr import NlaMmrConfig, NlaMmrModel
-    from polymodal.tasks.medication import MedicationViews, Sample, collate
+class VisitPredictor:
+    """``polymodal predict`` for an nla-mmr run (see the module docstring for the input and output)."""
 
-    run_dir, input_path = Path(run_dir), Path(input_path)
-    config = read_run_json(run_dir / "config.json")
-    cfg = NlaMmrConfig.model_validate({k: v for k, v in config.items() if k != "recipe"})
-    if cfg.save_models == "none":
-        raise ConfigError(f"the run in {run_dir} kept no models (save_models 'none'); rerun it without "
-                          "--save-models none to score new admissions")
-    cohorts = {name: _Cohort(run_dir / name) for name in cfg.cohorts}
-    titles_path = run_dir / "code_titles.json"
-    titles: dict[str, str] = read_run_json(titles_path)
-    visits, skips = read_visits(input_path)
-    if visits.empty:
-        raise DataError("no admission with a diagnosis code to score", file=input_path, field="diagnoses")
+    def __init__(self, run_dir: Path, cache_dir: Path | None = None) -> None:
+        from polymodal.data.paths import resolve_cache_dir
+        from polymodal.encoders.cache import EmbeddingCache
+        from polymodal.encoders.text import HashingTextEncoder, SentenceTextEncoder
 
-    codes = sorted({c for col in ("diagnoses", "procedures") for cs in visits[col] for c in cs})
-    untitled = [c for c in codes if c not in titles]
-    if untitled:
-        skips["codes without a long title in the run's D_ICD tables (text falls back to the code)"] = {
-            "count": len(untitled), "examples": untitled[:5]}
-    texts = [titles.get(c) or fallback_text(c) for c in codes]
-    text = HashingTextEncoder(dim=256) if cfg.text_model == "hashing" else SentenceTextEncoder(cfg.text_model)
-    cache = EmbeddingCache(resolve_cache_dir(Path(cache_dir) if cache_dir else None) / "embeddings")
-    code_text = np.vstack([np.zeros((1, text.dim), np.float32), cache.encode(text, texts)])
-    index = {c: i + 1 for i, c in enumerate(codes)}
+        self.run_dir = Path(run_dir)
+        config = read_run_json(self.run_dir / "config.json")
+        self.cfg = NlaMmrConfig.model_validate(config["options"])
+        if self.cfg.save_models == "none":
+            raise ConfigError(f"the run in {run_dir} kept no models (save_models 'none'); rerun it without "
+                              "--save-models none to score new admissions")
+        self.members: dict[str, list[_Member]] = {}
+        for state in sorted(self.run_dir.glob("jobs/*/r*/f*/nla-mmr/seed_*/state.json")):
+            member = _Member(state.parent)
+            self.members.setdefault(member.state["cohort"], []).append(member)
+        if not self.members:
+            raise MissingDataError(f"{self.run_dir / 'jobs'} holds no saved nla-mmr model: the run is incomplete")
+        self.text = (HashingTextEncoder(dim=256) if self.cfg.text_model == "hashing"
+                     else SentenceTextEncoder(self.cfg.text_model))
+        self.cache = EmbeddingCache(resolve_cache_dir(Path(cache_dir) if cache_dir else None) / "embeddings")
+        self.skips: dict[str, Any] = {}
 
-    # each admission's window (the patient's admissions up to it) and the cohort whose models score it
-    assigned: dict[str, list[tuple[int, int, Sample]]] = {}
-    for subject, rows in visits.groupby("subject_id", sort=True):
-        recs = rows.to_dict("records")
-        for t, rec in enumerate(recs):
-            has_history = t > 0 and "safedrug" in cohorts
-            name = "safedrug" if has_history or "all-admissions" not in cohorts else "all-admissions"
-            history = bool(cohorts[name].problem.get("history"))
-            max_visits = int(cohorts[name].problem.get("max_visits", cfg.max_visits))
-            window = recs[max(0, t + 1 - max_visits): t + 1] if history else [rec]
-            n_labels = len(cohorts[name].problem["labels"])
-            sample = Sample(int(subject), int(rec["hadm_id"]),
-                            tuple(tuple(index[c] for c in w["diagnoses"]) for w in window),
-                            tuple(tuple(index[c] for c in w["procedures"]) for w in window),
-                            np.zeros(n_labels, np.float32))
-            assigned.setdefault(name, []).append((int(subject), int(rec["hadm_id"]), sample))
+    def read_input(self, path: Path) -> pd.DataFrame:
+        visits, self.skips = read_visits(Path(path))
+        if visits.empty:
+            raise DataError("no admission with a diagnosis code to score", file=path, field="diagnoses")
+        return visits
 
-    frames = []
-    for name, items in assigned.items():
-        cohort = cohorts[name]
-        a = cohort.arrays
+    def example_input(self, n: int = 5) -> pd.DataFrame:
+        rows = read_run_json(self.run_dir / "artifacts" / "example_input.json")
+        return pd.DataFrame(rows["rows"]).head(n)
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Scores of every admission of ``frame`` (the input format, or what :meth:`read_input` returned)."""
+        from polymodal.tasks.medication import Sample
+
+        if "_row" not in frame.columns:  # a frame in the input format: validated like a file
+            with tempfile.TemporaryDirectory() as tmp:
+                frame.to_csv(Path(tmp) / "input.csv", index=False)
+                frame = self.read_input(Path(tmp) / "input.csv")
+        visits = frame
+        unknown = sorted({c for col in ("diagnoses", "procedures") for cs in visits[col] for c in cs}
+                         - {c for ms in self.members.values() for m in ms for c in m.state["codes"]})
+        if unknown:
+            self.skips["codes no saved model's training patients had (scored as the unknown code)"] = {
+                "count": len(unknown), "examples": unknown[:5]}
+        assigned: dict[str, list[tuple[int, int, list[dict[str, Any]]]]] = {}
+        for subject, rows in visits.groupby("subject_id", sort=True):
+            recs = rows.to_dict("records")
+            for t, rec in enumerate(recs):
+                name = "safedrug" if (t > 0 and "safedrug" in self.members) or "all-admissions" not in self.members \
+                    else "all-admissions"
+                state = self.members[name][0].state
+                window = recs[max(0, t + 1 - int(state["max_visits"])): t + 1] if state["history"] else [rec]
+                assigned.setdefault(name, []).append((int(subject), int(rec["hadm_id"]), window))
+        frames = []
+        for name, items in assigned.items():
+            members = self.members[name]
+            labels = sorted({m for member in members for m in member.state["labels"]})
+            column = {m: j for j, m in enumerate(labels)}
+            probs = np.zeros((len(members), len(items), len(labels)))
+            votes = np.zeros_like(probs)
+            for k, member in enumerate(members):
+                idx = member.index
+
+                def ids(codes: tuple[str, ...], idx: dict[str, int] = idx) -> tuple[int, ...]:
+                    return tuple(dict.fromkeys(idx.get(c, 1) for c in codes))
+
+                n_labels = len(member.state["labels"])
+                samples = [Sample(s, h, tuple(ids(w["diagnoses"]) for w in window),
+                                  tuple(ids(w["procedures"]) for w in window), np.zeros(n_labels, np.float32))
+                           for s, h, window in items]
+                p = self._score(member, samples)  # (n, L_member)
+                at = [column[m] for m in member.state["labels"]]
+                probs[k][:, at] = p
+                votes[k][:, at] = p >= float(member.state["threshold"])
+            score, decision = probs.mean(axis=0), (votes.mean(axis=0) >= 0.5).astype(int)
+            n = len(items)
+            frames.append(pd.DataFrame({
+                "id": np.repeat([h for _, h, _ in items], len(labels)),
+                "subject_id": np.repeat([s for s, _, _ in items], len(labels)),
+                "medication": np.tile(labels, n), "model": f"{name} ({len(members)} models)",
+                "score": score.ravel(), "decision": decision.ravel()}))
+        order = {h: i for i, h in enumerate(visits.sort_values("_row")["hadm_id"])}  # the input's row order
+        out = pd.concat(frames, ignore_index=True)
+        return out.iloc[np.lexsort((-out["score"].to_numpy(), out["id"].map(order).to_numpy()))].reset_index(drop=True)
+
+    def _score(self, member: _Member, samples: list[Any]) -> np.ndarray:
+        from polymodal.tasks.medication import MedicationViews, collate
+
+        a = member.arrays
         views = MedicationViews(a["structure"], a["has_structure"].astype(bool), a["text"], [], a["substructures"])
-        batch, _ = collate([s for _, _, s in items])
-        probs, votes = [], []
-        for member in cohort.members:
-            model = NlaMmrModel(code_text, views, cfg.dim, cfg.heads, cfg.dropout, cfg.temperature)
-            weights = cohort.directory / member["file"]
-            if not weights.is_file():
-                raise MissingDataError(f"{weights} not found: the run folder is incomplete")
-            result = model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
-            if result.unexpected_keys or set(result.missing_keys) - set(FROZEN_BUFFERS):
-                raise DataError(f"weights do not fit the model (missing {result.missing_keys}, unexpected "
-                                f"{result.unexpected_keys})", file=weights)
-            model.eval()
-            with torch.no_grad():
-                p = torch.sigmoid(model(batch)[0]).numpy().astype(np.float64)  # (n, L)
-            probs.append(p)
-            votes.append(p >= float(member["threshold"]))
-        score, decision = np.mean(probs, axis=0), (np.mean(votes, axis=0) >= 0.5).astype(int)
-        labels = cohort.problem["labels"]
-        n, n_labels = score.shape
-        frames.append(pd.DataFrame({
-            "id": np.repeat([h for _, h, _ in items], n_labels), "subject_id": np.repeat([s for s, _, _ in items],
-                                                                                          n_labels),
-            "medication": np.tile(labels, n), "model": f"{name} ({len(cohort.members)} models)",
-            "score": score.ravel(), "decision": decision.ravel()}))
-    order = {h: i for i, h in enumerate(visits.sort_values("_row")["hadm_id"])}  # the input's row order
-    out = pd.concat(frames, ignore_index=True)
-    out = out.iloc[np.lexsort((-out["score"].to_numpy(), out["id"].map(order).to_numpy()))].reset_index(drop=True)
-    out.attrs["skips"] = skips
-    out.attrs["columns"] = OUTPUT
-    return out
-
+        text = np.asarray(self.cache.encode(self.text, member.state["code_text"]), dtype=np.float32)
+        code_text = np.vstack([np.zeros((1, text.shape[1]), np.float32), text])
+        cfg = self.cfg
+        model = NlaMmrModel(code_text, views, cfg.dim, cfg.heads, cfg.dropout, cfg.temperature)
+        weights = member.directory / "model.pt"
+        result = model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
+        if result.unexpected_keys or set(result.missing_keys) - set(FROZEN_BUFFERS):
+            raise DataError(f"weights do not fit the model (missing {result.missing_keys}, unexpected "
+                            f"{result.unexpected_keys})", file=weights)
+        model.eval()
+        with torch.no_grad():
+            batch, _ = collate(samples)
+            return torch.sigmoid(model(batch)[0]).numpy().astype(np.float64)  # (n, L)

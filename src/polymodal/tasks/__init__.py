@@ -8,6 +8,7 @@ from polymodal.tasks.base import COMMON_COLUMNS, KINDS, Task, flat_rows, per_see
 from polymodal.tasks.binary import BinaryTask
 from polymodal.tasks.forecast import ForecastTask
 from polymodal.tasks.hierarchical import HierarchicalTask
+from polymodal.tasks.multilabel import MultilabelTask
 from polymodal.tasks.multitask import MultiTaskClassification
 from polymodal.tasks.ranking import RankingTask
 from polymodal.tasks.retrieval import RetrievalTask
@@ -15,8 +16,8 @@ from polymodal.tasks.survival import SurvivalTask
 
 TASKS: dict[str, type[Task]] = {
     cls.name: cls
-    for cls in (BinaryTask, ForecastTask, HierarchicalTask, MultiTaskClassification, RankingTask, RetrievalTask,
-                SurvivalTask)
+    for cls in (BinaryTask, ForecastTask, HierarchicalTask, MultilabelTask, MultiTaskClassification, RankingTask,
+                RetrievalTask, SurvivalTask)
 }
 
 
@@ -29,5 +30,5 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 __all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "ForecastTask", "HierarchicalTask",
-           "MultiTaskClassification", "RankingTask", "RetrievalTask", "SurvivalTask", "Task", "flat_rows", "per_seed",
+           "MultiTaskClassification", "MultilabelTask", "RankingTask", "RetrievalTask", "SurvivalTask", "Task", "flat_rows", "per_seed",
            "register_task"]

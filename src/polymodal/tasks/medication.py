@@ -1,8 +1,11 @@
 """Medication recommendation as samples: one per visit, with the patient's history, a multi-hot target.
 
 A :class:`MedicationProblem` turns a :class:`~polymodal.data.sources.mimic.MimicCohort` into
-integer code ids (0 = padding), code texts, label (ATC3) order, the DDI matrix, and per-visit
-samples. :func:`collate` pads a list of samples into a :class:`VisitBatch`.
+integer code ids (0 = padding, 1 = a code the vocabulary does not hold), code texts, label (ATC3)
+order, the DDI matrix, and per-visit samples. The vocabularies and SafeDrug's frequency filters (top
+ATC3 labels, top diagnoses) are fitted on the training patients only (:func:`fit_vocabulary`), so a
+code or medication that only test patients have never shapes the model. :func:`collate` pads a
+list of samples into a :class:`VisitBatch`.
 :func:`medication_views` builds the frozen medication features: Morgan fingerprints of each ATC3's
 SMILES (mean over its molecules), MiniLM embeddings of its text, and the BRICS substructure mask
 SafeDrug's local encoder uses.
@@ -10,7 +13,8 @@ SafeDrug's local encoder uses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,12 +22,16 @@ import numpy as np
 import torch
 
 from polymodal.data.sources.drug_vocab import DrugVocab
-from polymodal.data.sources.mimic import MimicCohort
+from polymodal.data.sources.mimic import MimicCohort, fallback_text
 from polymodal.encoders.molecule_graph import MoleculeGraphs, molecule_graphs
 from polymodal.errors import DataError
 
-__all__ = ["MedicationProblem", "MedicationViews", "Sample", "VisitBatch", "collate", "make_problem",
-           "medication_views"]
+__all__ = ["UNKNOWN", "MedicationProblem", "MedicationViews", "Sample", "VisitBatch", "collate", "fit_vocabulary",
+           "make_problem", "medication_views"]
+
+#: The vocabulary entry (id 1) of every code the training patients did not have (or the filter dropped).
+UNKNOWN = "<unknown>"
+UNKNOWN_TEXT = "unknown diagnosis or procedure code"
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ class Sample:
     previous_target: np.ndarray | None = None  # (L,) the previous visit's medications (history cohort only)
     # (V - 1, L): the medications of the earlier visits in the window (GAMENet's dynamic memory); None: none
     history_targets: np.ndarray | None = None
+    # every medication of the visit, including those outside the label vocabulary (evaluation counts them as missed)
+    true_set: tuple[str, ...] = ()
 
 
 @dataclass
@@ -47,7 +57,7 @@ class MedicationProblem:
     Attributes:
         name: cohort name (``safedrug`` or ``all-admissions``).
         history: whether samples carry the patient's earlier visits.
-        codes: code keys; id ``i + 1`` is ``codes[i]`` (0 pads).
+        codes: code keys; id ``i + 1`` is ``codes[i]`` (0 pads); ``codes[0]`` is :data:`UNKNOWN`.
         code_text: the text of each code, aligned with ``codes``.
         labels: ATC3 codes in label order.
         ddi: (L, L) DDI adjacency over ``labels``.
@@ -81,33 +91,67 @@ class MedicationProblem:
         return out
 
 
-def make_problem(cohort: MimicCohort, vocab: DrugVocab, *, history: bool, max_visits: int = 10) -> MedicationProblem:
-    """Index a cohort: code and label vocabularies over the whole cohort (as SafeDrug's Voc), samples per visit."""
-    visits = cohort.visits
-    codes = sorted({c for v in visits for c in (*v.diagnoses, *v.procedures)})
+def _most_frequent(counts: Counter[str], top: int | None) -> list[str]:
+    # most frequent first; ties broken by code, so the choice does not depend on visit order
+    return sorted(counts, key=lambda c: (-counts[c], c))[:top]
+
+
+def fit_vocabulary(cohort: MimicCohort, train_subjects: Iterable[int], *, top_meds: int | None = None,
+                   top_diagnoses: int | None = None) -> tuple[list[str], list[str]]:
+    """Code and label vocabularies from the training patients' visits only.
+
+    Args:
+        cohort: the cohort (all patients; only ``train_subjects`` are read).
+        train_subjects: the patients the models are fitted on.
+        top_meds: keep the labels (ATC3) given in most training visits (SafeDrug: 300); None keeps all.
+        top_diagnoses: keep the diagnosis codes of most training visits (SafeDrug: 2000); None keeps all.
+
+    Returns:
+        ``(codes, labels)``: codes with :data:`UNKNOWN` first, then the kept diagnoses and every
+        training procedure code, sorted; the labels sorted.
+    """
+    visits = [v for s in sorted(set(train_subjects)) for v in cohort.patients[s]]
+    diagnoses = _most_frequent(Counter(c for v in visits for c in v.diagnoses), top_diagnoses)
+    procedures = {c for v in visits for c in v.procedures}
+    labels = sorted(_most_frequent(Counter(m for v in visits for m in v.medications), top_meds))
+    return [UNKNOWN, *sorted(set(diagnoses) | procedures)], labels
+
+
+def make_problem(cohort: MimicCohort, vocab: DrugVocab, *, history: bool, max_visits: int = 10,
+                 train_subjects: Iterable[int] | None = None, top_meds: int | None = None,
+                 top_diagnoses: int | None = None) -> MedicationProblem:
+    """Index every visit of a cohort with vocabularies fitted on ``train_subjects`` (default: every patient).
+
+    A code outside the fitted vocabulary becomes id 1 (:data:`UNKNOWN`); a medication outside the
+    label vocabulary is not a target (the model cannot recommend it) but stays in the visit's
+    ``true_set``, so evaluation counts it as missed.
+    """
+    codes, labels = fit_vocabulary(cohort, cohort.patients if train_subjects is None else train_subjects,
+                                   top_meds=top_meds, top_diagnoses=top_diagnoses)
     index = {c: i + 1 for i, c in enumerate(codes)}
-    labels = sorted({m for v in visits for m in v.medications})
     label_index = {m: i for i, m in enumerate(labels)}
+
+    def ids(cs: Sequence[str]) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(index.get(c, 1) for c in cs))
+
+    def multi_hot(meds: Sequence[str]) -> np.ndarray:
+        out = np.zeros(len(labels), dtype=np.float32)
+        out[[label_index[m] for m in meds if m in label_index]] = 1.0
+        return out
+
     samples = []
     for subject in sorted(cohort.patients):
         patient = cohort.patients[subject]
         for t, visit in enumerate(patient):
             window = patient[max(0, t + 1 - max_visits): t + 1] if history else [visit]
-            target = np.zeros(len(labels), dtype=np.float32)
-            target[[label_index[m] for m in visit.medications]] = 1.0
-            earlier = np.zeros((len(window) - 1, len(labels)), dtype=np.float32)
-            for row, past in enumerate(window[:-1]):
-                earlier[row, [label_index[m] for m in past.medications]] = 1.0
-            prev = None
-            if history and t > 0:
-                prev = np.zeros(len(labels), dtype=np.float32)
-                prev[[label_index[m] for m in patient[t - 1].medications]] = 1.0
-            samples.append(Sample(subject, visit.hadm_id, tuple(tuple(index[c] for c in v.diagnoses) for v in window),
-                                  tuple(tuple(index[c] for c in v.procedures) for v in window), target, prev,
-                                  earlier if len(earlier) else None))
-    return MedicationProblem(cohort.name, history, codes, [cohort.code_text[c] for c in codes], labels,
-                             vocab.ddi_matrix(labels), samples,
-                             info={"patients": len(cohort.patients), "visits": len(samples), "codes": len(codes),
+            earlier = np.stack([multi_hot(p.medications) for p in window[:-1]]) if len(window) > 1 else None
+            prev = multi_hot(patient[t - 1].medications) if history and t > 0 else None
+            samples.append(Sample(subject, visit.hadm_id, tuple(ids(v.diagnoses) for v in window),
+                                  tuple(ids(v.procedures) for v in window), multi_hot(visit.medications), prev,
+                                  earlier, tuple(visit.medications)))
+    text = [UNKNOWN_TEXT if c == UNKNOWN else cohort.code_text.get(c) or fallback_text(c) for c in codes]
+    return MedicationProblem(cohort.name, history, codes, text, labels, vocab.ddi_matrix(labels), samples,
+                             info={"patients": len(cohort.patients), "visits": len(samples), "codes": len(codes) - 1,
                                    "labels": len(labels), "source": cohort.source})
 
 

@@ -14,17 +14,23 @@ patient never count as independent evidence.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, f1_score, jaccard_score
+
+from polymodal.errors import DataError
+from polymodal.tasks.base import Task
 
 __all__ = [
     "MULTILABEL_METRICS",
+    "MultilabelTask",
     "choose_set_threshold",
     "cluster_bootstrap_ci",
     "ddi_pair_counts",
+    "join_scores",
     "multilabel_metrics",
     "per_visit_metrics",
 ]
@@ -105,7 +111,8 @@ def choose_set_threshold(y_val: np.ndarray, s_val: np.ndarray, grid: Sequence[fl
     Args:
         y_val: (N, L) validation sets. s_val: (N, L) validation scores.
         grid: candidate thresholds; default 50 quantiles of all validation scores, evenly spaced from
-            the 50% to the 99% quantile, plus 0.5.
+            the 50% to the 99% quantile (most labels are absent from a visit, so the useful cut lies in
+            the upper half of the scores), plus 0.5.
     """
     y, s = _check(y_val, s_val)
     if grid is None:
@@ -159,3 +166,210 @@ def summarise_runs(per_run: Sequence[dict[str, np.ndarray]], groups: np.ndarray,
         if m in ci:
             out[m]["ci_low"], out[m]["ci_high"] = ci[m]
     return out
+
+
+# ------------------------------------------------------------------------------------------------ the task
+
+
+SCORE_DECIMALS = 9  # enough for every tie-breaker the baselines use (>= 1e-8), short enough for the CSV
+#: compared pairwise: per-visit means, so the patient bootstrap of their difference is exact and fast
+COMPARED = ("jaccard", "pr_auc", "f1")
+
+
+def join_scores(scores: np.ndarray) -> str:
+    """One visit's scores as predictions.csv stores them (``;``-joined, rounded to SCORE_DECIMALS)."""
+    return ";".join(repr(float(v)) for v in np.round(np.asarray(scores, dtype=np.float64), SCORE_DECIMALS))
+
+
+class MultilabelTask(Task):
+    """Set prediction (medications of a visit, ATC3) with SafeDrug's per-visit metrics.
+
+    predictions.csv columns beyond the common ones (one row per model, seed, fold, condition,
+    cohort and test visit; ``id`` is the visit, ``subset`` the cohort):
+
+    * ``patient``: the patient (bootstrap cluster: all visits of a patient are drawn together);
+    * ``threshold``: the set threshold chosen on that fold's validation visits (never on test);
+    * ``labels``: the fold's label vocabulary (``;``-joined; fitted on its training patients);
+    * ``true_set``: every medication of the visit (``;``-joined), also those outside ``labels``,
+      which count as missed (score below any threshold);
+    * ``predicted_set``: the labels whose score is >= ``threshold`` (for reading; recomputed);
+    * ``scores``: one score per label, in ``labels`` order, rounded to 9 decimals before any metric.
+
+    A run is one ``seed`` (repeats of the cross-validation are folded into it: seed = 1000 *
+    repeat + seed); it must cover every visit of the cohort once across its folds. Metrics are the
+    run-mean of the visit-averaged metrics with a patient-bootstrap CI paired across runs
+    (:func:`summarise_runs`), and the paired comparisons resample patients with the same draws for
+    every model (:func:`polymodal.evaluation.paired.replicate_unit_means`), Holm within each metric.
+
+    Args:
+        ddi: cohort -> interacting label pairs (``"A|B"``), the reference data of the DDI rate.
+    """
+
+    name: ClassVar[str] = "multilabel"
+    columns: ClassVar[tuple[str, ...]] = ("patient", "threshold", "labels", "true_set", "predicted_set", "scores")
+    unit: ClassVar[str] = "patient"
+    primary_metric: ClassVar[str] = "jaccard"
+
+    def __init__(self, *, ddi: Mapping[str, Sequence[str]] | None = None, **kwargs: Any) -> None:
+        ddi = {str(k): sorted(str(p) for p in v) for k, v in (ddi or {}).items()}
+        super().__init__(ddi=ddi, **kwargs)
+        self.ddi = {k: {frozenset(p.split("|")) for p in v} for k, v in ddi.items()}
+        self._memo: dict[tuple[Any, ...], tuple[dict[str, np.ndarray], float]] = {}
+
+    def check(self, predictions: pd.DataFrame, *, source: str = "predictions.csv") -> pd.DataFrame:
+        """The base checks, plus ``_row``: each row's 1-based data row in the file, for error messages."""
+        frame = super().check(predictions, source=source)
+        if "_row" not in frame.columns:
+            frame["_row"] = np.arange(1, len(frame) + 1)
+        return frame
+
+    # ------------------------------------------------------------------ per-visit values
+
+    def _ddi_matrix(self, subset: str, labels: Sequence[str]) -> np.ndarray:
+        pairs = self.ddi.get(subset, set())
+        return np.array([[float(frozenset((a, b)) in pairs) for b in labels] for a in labels])
+
+    def per_visit(self, frame: pd.DataFrame, source: str = "predictions.csv") -> dict[str, Any]:
+        """Every model's per-visit metric values, one dict per run, aligned to one visit order.
+
+        Returns:
+            ``{"order": visit ids, "groups": (N,) patients, "models": {model: {"kind", "runs":
+            [per_visit_metrics dict per seed], "thresholds": [mean fold threshold per seed]}}}``.
+        """
+        frame = frame[frame["split"] == "test"]
+        visits = frame[["id", "patient"]].drop_duplicates()
+        if visits["id"].duplicated().any():
+            raise DataError(f"visit {visits.loc[visits['id'].duplicated(), 'id'].iloc[0]} has two patients",
+                            file=source, field="patient")
+        key = visits["id"].map(lambda i: (0, int(i), "") if str(i).isdigit() else (1, 0, str(i)))
+        visits = visits.assign(_key=key).sort_values("_key")
+        order = pd.Index(visits["id"])
+        out: dict[str, Any] = {"order": order, "groups": visits["patient"].astype(str).to_numpy(), "models": {}}
+        for model, rows in frame.groupby("model", sort=False):
+            runs, thresholds = [], []
+            for seed, run in rows.groupby("seed", sort=True):
+                where = order.get_indexer(run["id"])
+                if len(run) != len(order) or sorted(where) != list(range(len(order))):
+                    raise DataError(f"model {model!r}, seed {seed}: {len(run)} rows, but every one of the "
+                                    f"{len(order)} visits must be tested exactly once", file=source, field="id")
+                values: dict[str, np.ndarray] = {}
+                fold_thresholds = []
+                for (_, subset), part in run.groupby(["fold", "subset"], sort=True):
+                    # the same rows are evaluated for the tables and again for the comparisons: parse once
+                    key = (str(subset), str(model), str(part["condition"].iloc[0]), int(seed), tuple(part["_row"]))
+                    if key not in self._memo:
+                        self._memo[key] = self._fold_values(part, str(subset), source)
+                    pv, thr = self._memo[key]
+                    fold_thresholds.append(thr)
+                    at = order.get_indexer(part["id"])
+                    for name, v in pv.items():
+                        values.setdefault(name, np.zeros(len(order), dtype=v.dtype))[at] = v
+                runs.append(values)
+                thresholds.append(float(np.mean(fold_thresholds)))
+            out["models"][str(model)] = {"kind": str(rows["kind"].iloc[0]), "runs": runs, "thresholds": thresholds}
+        return out
+
+    def _fold_values(self, part: pd.DataFrame, subset: str, source: str) -> tuple[dict[str, np.ndarray], float]:
+        """One (model, seed, fold)'s per-visit values: its scores over its labels, plus a score of -1 for
+        every true medication outside them (so it is missed and ranks last)."""
+        label_lists = part["labels"].unique()
+        thresholds = part["threshold"].astype(float).unique()
+        if len(label_lists) != 1 or len(thresholds) != 1:
+            raise DataError("one fold has several label lists or thresholds", file=source,
+                            field="labels" if len(label_lists) != 1 else "threshold")
+        labels = [x for x in str(label_lists[0]).split(";") if x]
+        truth = [[x for x in str(t).split(";") if x] for t in part["true_set"]]
+        extra = sorted({m for t in truth for m in t} - set(labels))
+        full = [*labels, *extra]
+        index = {m: j for j, m in enumerate(full)}
+        y = np.zeros((len(part), len(full)))
+        s = np.full((len(part), len(full)), -1.0)
+        for i, (row, medications, text) in enumerate(zip(part["_row"], truth, part["scores"], strict=True)):
+            y[i, [index[m] for m in medications]] = 1.0
+            values = str(text).split(";")
+            if len(values) != len(labels):
+                raise DataError(f"{len(values)} scores for {len(labels)} labels", file=source, row=int(row),
+                                field="scores")
+            try:
+                s[i, : len(labels)] = [float(v) for v in values]
+            except ValueError:
+                raise DataError(f"not a number in {str(text)[:60]!r}", file=source, row=int(row),
+                                field="scores") from None
+            if not np.isfinite(s[i]).all():
+                raise DataError("a score is NaN or inf", file=source, row=int(row), field="scores")
+        return per_visit_metrics(y, s, float(thresholds[0]), self._ddi_matrix(subset, full)), float(thresholds[0])
+
+    # ------------------------------------------------------------------ the contract
+
+    def evaluate_models(self, frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+        values = self.per_visit(frame)
+        n = len(values["order"])
+        models: dict[str, dict[str, Any]] = {}
+        for model, entry in values["models"].items():
+            summary = summarise_runs(entry["runs"], values["groups"], n_boot=self.n_boot, seed=self.seed)
+            models[model] = {"kind": entry["kind"], "splits": {"test": summary}, "n": {"test": n},
+                             "seeds": len(entry["runs"]), "threshold": {"per_seed": entry["thresholds"]}}
+        return models
+
+    def comparisons(self, frame: pd.DataFrame, models: Mapping[str, Any]) -> list[dict[str, Any]]:
+        from polymodal.evaluation.paired import compare_family, replicate_unit_means
+
+        values = self.per_visit(frame)
+        runs = {m: e["runs"] for m, e in values["models"].items()}
+        kinds = {m: e["kind"] for m, e in values["models"].items()}
+        rows: list[dict[str, Any]] = []
+        for metric in COMPARED:
+            reps = replicate_unit_means({m: [r[metric] for r in rs] for m, rs in runs.items()}, n_boot=self.n_boot,
+                                        seed=self.seed, clusters=values["groups"], higher_is_better=True,
+                                        name=metric)
+            rows += compare_family(reps, self.headline, trivial=[m for m in runs if kinds[m] == "trivial"],
+                                   learned=[m for m in runs if kinds[m] == "baseline"])
+        return rows
+
+    def evaluate(self, predictions: pd.DataFrame) -> dict[str, Any]:
+        """The base tables (the first cohort is the headline table, every cohort under ``subsets``), plus
+        each further cohort's paired comparisons (rows named ``"A vs B | COHORT"``, appended to
+        ``comparisons``) and missing-modality table (``subset_robustness``)."""
+        self._memo = {}
+        out = super().evaluate(predictions)
+        frame = self.check(predictions)
+        subsets = list(dict.fromkeys(frame["subset"]))
+        main = "all" if "all" in subsets else subsets[0]
+        selection = out["selection"]["name"]
+        robustness: dict[str, Any] = {}
+        for subset in subsets:
+            part = frame[frame["selection"].isin((selection, "")) & (frame["subset"] == subset)]
+            none = part[part["condition"] == "none"]
+            if subset != main and self.headline in set(none["model"]):
+                models = out["subsets"][subset]
+                for row in self.comparisons(none, models):
+                    out.setdefault("comparisons", []).append({**row, "model": f"{row['model']} | {subset}",
+                                                              "subset": subset})
+            conditions = [c for c in dict.fromkeys(part["condition"]) if c != "none"]
+            if conditions and self.headline in set(none["model"]):
+                table = {"none": out["subsets"][subset][self.headline]["splits"]["test"] if "subsets" in out
+                         else out["models"][self.headline]["splits"]["test"]}
+                for condition in conditions:
+                    rows = part[(part["condition"] == condition) & (part["model"] == self.headline)]
+                    table[condition] = self.evaluate_models(rows)[self.headline]["splits"]["test"]
+                robustness[subset] = table
+        if robustness:
+            out["subset_robustness"] = robustness
+        self._memo = {}
+        return out
+
+    def report_sections(self, metrics: Mapping[str, Any]) -> list[str]:
+        """One section per cohort after the headline one: its table, comparisons and robustness."""
+        from polymodal.reports.markdown import render_markdown
+
+        sections = []
+        subsets = list(metrics.get("subsets") or {})
+        for subset in subsets[1:]:
+            part = {"recipe": metrics.get("recipe"), "task_spec": metrics.get("task_spec"),
+                    "primary_metric": self.primary_metric, "models": metrics["subsets"][subset],
+                    "comparisons": [{**r, "model": r["model"].removesuffix(f" | {subset}")}
+                                    for r in metrics.get("comparisons") or [] if r.get("subset") == subset],
+                    "robustness": (metrics.get("subset_robustness") or {}).get(subset)}
+            body = render_markdown({k: v for k, v in part.items() if v}).split("\n", 1)[1]  # drop its title
+            sections.append(f"## Cohort `{subset}`\n" + body.replace("\n## ", f"\n### [{subset}] "))
+        return sections

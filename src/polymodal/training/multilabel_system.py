@@ -9,13 +9,18 @@ and checkpoints on: ``val_pr_auc``, the visit-averaged average precision of the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import lightning as L
 import numpy as np
 import torch
 from sklearn.metrics import average_precision_score
 from torch import nn
 
-__all__ = ["MONITOR", "MedicationSystem", "visit_pr_auc"]
+if TYPE_CHECKING:
+    from polymodal.config import TrainConfig
+
+__all__ = ["MONITOR", "MedicationSystem", "fit_medication_model", "visit_pr_auc"]
 
 MONITOR = "val_pr_auc"
 
@@ -60,3 +65,46 @@ class MedicationSystem(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+def fit_medication_model(model: nn.Module, objective: nn.Module, train_samples: list, valid_samples: list, *,
+                         train: TrainConfig, seed: int) -> dict[str, float | int]:
+    """The shared Lightning trainer: AdamW, early stopping and best checkpoint on validation PR-AUC.
+
+    Checkpoints go to a temporary folder (one fit of these small models takes seconds; the runner's
+    unit of resume is the whole fit, a job), and the best epoch's weights are loaded back into
+    ``model``.
+
+    Args:
+        model, objective: as :class:`MedicationSystem` takes them.
+        train_samples, valid_samples: :class:`~polymodal.tasks.medication.Sample` lists.
+        train: lr, weight decay, batch size, epochs and patience. seed: seeds the fit and the batch order.
+
+    Returns:
+        ``{"epochs", "best_epoch", "best_val_pr_auc"}``.
+    """
+    import tempfile
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    from polymodal.tasks.medication import collate
+    from polymodal.training.trainer import fit_resumable, make_trainer, quiet_lightning, seed_everything
+
+    seed_everything(seed)
+    quiet_lightning()
+    system = MedicationSystem(model, objective, lr=train.lr, weight_decay=train.weight_decay)
+    train_loader = DataLoader(train_samples, batch_size=train.batch_size, shuffle=True, collate_fn=collate,
+                              generator=torch.Generator().manual_seed(seed))
+    valid_loader = DataLoader(valid_samples, batch_size=256, shuffle=False, collate_fn=collate)
+    with tempfile.TemporaryDirectory(prefix="polymodal-fit-") as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        trainer = make_trainer(tmp, train.model_copy(update={"progress": False}), monitor=MONITOR, mode="max")
+        fit_resumable(trainer, system, train_loader, valid_loader, tmp)
+        callback = trainer.checkpoint_callback
+        best_path = callback.best_model_path if callback else ""
+        # our own checkpoint, just written: only its epoch counter is read
+        best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=False)["epoch"]) + 1 if best_path else 0
+        best = float(callback.best_model_score) if callback and callback.best_model_score is not None else float("nan")
+    return {"epochs": int(trainer.current_epoch), "best_epoch": best_epoch, "best_val_pr_auc": best}

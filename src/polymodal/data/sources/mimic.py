@@ -287,8 +287,8 @@ def _map_atc3(meds: pd.DataFrame, vocab: DrugVocab, report: EtlReport, fallbacks
     return mapped
 
 
-def _medications(tables: MimicTables, vocab: DrugVocab, report: EtlReport, *, min_visits: int, top_meds: int,
-                 fallbacks: bool) -> pd.DataFrame:
+def _medications(tables: MimicTables, vocab: DrugVocab, report: EtlReport, *, min_visits: int,
+                 top_meds: int | None, fallbacks: bool) -> pd.DataFrame:
     meds = tables.prescriptions.copy()
     meds["ndc"] = meds["ndc"].map(normalise_ndc)
     no_ndc = meds["ndc"].isna()
@@ -310,9 +310,10 @@ def _medications(tables: MimicTables, vocab: DrugVocab, report: EtlReport, *, mi
         before, kept = kept, kept[n_visits >= min_visits]
         report.step(f"patients with >= {min_visits} admissions", before, kept)
     kept = _map_atc3(kept, vocab, report, fallbacks)
-    counts = kept.groupby("atc3").size().sort_values(ascending=False, kind="stable")
-    before, kept = kept, kept[kept["atc3"].isin(counts.index[:top_meds])]
-    report.step(f"{top_meds} most frequent ATC3", before, kept)
+    if top_meds is not None:
+        counts = kept.groupby("atc3").size().sort_values(ascending=False, kind="stable")
+        before, kept = kept, kept[kept["atc3"].isin(counts.index[:top_meds])]
+        report.step(f"{top_meds} most frequent ATC3", before, kept)
     has_smiles = kept["atc3"].isin(list(vocab.atc3_smiles))
     report.skip("medications: ATC3 without SMILES (SafeDrug drops these)", int((~has_smiles).sum()),
                 sorted(kept.loc[~has_smiles, "atc3"].unique())[:5])
@@ -334,8 +335,8 @@ def _codes(frame: pd.DataFrame, name: str, report: EtlReport, top: int | None) -
     return kept
 
 
-def build_cohort(tables: MimicTables, vocab: DrugVocab, cohort: str = "safedrug", *, top_meds: int = 300,
-                 top_diagnoses: int = 2000, drug_fallbacks: bool = True) -> MimicCohort:
+def build_cohort(tables: MimicTables, vocab: DrugVocab, cohort: str = "safedrug", *, top_meds: int | None = 300,
+                 top_diagnoses: int | None = 2000, drug_fallbacks: bool = True) -> MimicCohort:
     """Apply SafeDrug's preprocessing (``cohort="safedrug"``) or its single-visit variant (``"all-admissions"``).
 
     Args:
@@ -343,8 +344,9 @@ def build_cohort(tables: MimicTables, vocab: DrugVocab, cohort: str = "safedrug"
         vocab: from :func:`polymodal.data.sources.drug_vocab.load_drug_vocab`.
         cohort: ``"safedrug"`` (>= 2 admissions; medications, diagnoses and procedures required) or
             ``"all-admissions"`` (every admission with medications and diagnoses; procedures optional).
-        top_meds: keep the most frequent ATC3 codes (SafeDrug: 300).
-        top_diagnoses: keep the most frequent diagnosis codes (SafeDrug: 2000).
+        top_meds: keep the most frequent ATC3 codes (SafeDrug: 300); ``None`` keeps all (a recipe that
+            fits the filter on each training fold, as nla-mmr does, so test patients never shape it).
+        top_diagnoses: keep the most frequent diagnosis codes (SafeDrug: 2000); ``None`` keeps all.
         drug_fallbacks: map NDCs missing from the NDC table by GSN, then by drug name.
     """
     if cohort not in COHORTS:
