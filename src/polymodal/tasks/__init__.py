@@ -30,5 +30,5 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 __all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "ForecastTask", "HierarchicalTask",
-           "MultiTaskClassification", "MultilabelTask", "RankingTask", "RetrievalTask", "SurvivalTask", "Task", "flat_rows", "per_seed",
-           "register_task"]
+           "MultiTaskClassification", "MultilabelTask", "RankingTask", "RetrievalTask", "SurvivalTask", "Task",
+           "flat_rows", "per_seed", "register_task"]
