@@ -359,5 +359,6 @@ RECIPE = REGISTRY.register(
         build=build,
         predictor=BreastPredictor,
         data_licence="scikit-survival's bundled GSE7390 extract (GEO, public)",
+        extra={"demo": True},
     )
 )
