@@ -27,10 +27,11 @@ from polymodal.data.paths import resolve_cache_dir, resolve_data_dir  # noqa: E4
 from polymodal.data.sources.time_mmd import DOMAINS, FREQUENCIES, load_series, load_texts  # noqa: E402
 from polymodal.encoders.cache import EmbeddingCache  # noqa: E402
 from polymodal.experiment import environment  # noqa: E402
-from polymodal.forecast_experiment import DomainTexts, TextChoice, setup_cell, text_source  # noqa: E402
-from polymodal.forecast_selection import linear_with_text  # noqa: E402
 from polymodal.io import write_json, write_text  # noqa: E402
 from polymodal.recipes.text_forecast import TextForecastConfig, choose_text, embed_texts  # noqa: E402
+from polymodal.runs.forecast_jobs import DomainData, setup_cell  # noqa: E402
+from polymodal.runs.forecast_selection import linear_with_text  # noqa: E402
+from polymodal.runs.forecast_text import DomainTexts, TextChoice, text_source  # noqa: E402
 from polymodal.tasks.forecast import calendar_features, diebold_mariano, window_mse  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -53,7 +54,7 @@ def main() -> None:
         spec = FREQUENCIES[series.freq]
         input_len, period = spec["input_len"], spec["period"]
         period_td = np.timedelta64({"M": 31, "W": 7, "D": 1}[series.freq], "D")
-        sel = choose_text(cfg, series, dt, spec["horizons"])
+        sel = choose_text(cfg, DomainData(series, dt, tuple(spec["horizons"])))
         chosen = sel.pop("choice")
         default = TextChoice(fields="fact", k=cfg.text_k, kinds=tuple(sel["kinds_used"])) if chosen else None
         for horizon in spec["horizons"]:

@@ -9,7 +9,8 @@
    `polymodal eval RUN --cohort LUAD` scores LUAD, a cancer it never saw.
 
 Writes benchmarks/results/umpsnet.json and .md with the machine it ran on. Numbers come from the
-held-out folds; nothing here was chosen by looking at them.
+held-out folds; nothing here was chosen by looking at them. The results file found before the run (the
+previous committed one) is compared entry by entry: the .md says which numbers are identical.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from polymodal.experiment import environment  # noqa: E402
 from polymodal.io import write_json, write_text  # noqa: E402
+from polymodal.runs.environment import environment  # noqa: E402
 
-# The CLI sees the recipe through polymodal.recipes; until it is registered there, import it first.
-LAUNCH = "import sys, polymodal.recipes.umpsnet; from polymodal.cli import app; sys.exit(app())"
+LAUNCH = "import sys; from polymodal.cli import main; main()"
+RESULTS = ROOT / "benchmarks" / "results" / "umpsnet.json"
 
 
 def _cli(args: list[str]) -> float:
@@ -60,8 +61,11 @@ def plot_km_by_cohort(run: Path, metrics: dict[str, Any], models: list[str], dst
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    pred = pd.read_csv(run / "predictions.csv")
-    pred = pred[pred["split"] == "test"]
+    from polymodal.tasks.survival import centre_on_validation
+
+    pred = pd.read_csv(run / "predictions.csv", dtype={"id": str})
+    pred = centre_on_validation(pred[pred["condition"] == "none"].reset_index(drop=True))
+    pred = pred[pred["split"] == "test"].rename(columns={"subset": "cohort", "centred": "centred_risk"})
     cohorts = sorted(pred["cohort"].unique())
     fig = Figure(figsize=(5 * len(cohorts), 4 * len(models)))
     FigureCanvasAgg(fig)
@@ -82,6 +86,41 @@ def plot_km_by_cohort(run: Path, metrics: dict[str, Any], models: list[str], dst
     fig.savefig(dst, dpi=80)
 
 
+def compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Markdown lines: which entries of the previous results equal the new ones, and the old value of each
+    that does not (mean ± std [CI])."""
+    lines, same, total = [], 0, 0
+
+    def check(label: str, a: dict[str, Any] | None, b: dict[str, Any] | None) -> None:
+        nonlocal same, total
+        if not a or not b:
+            return
+        for part, keys in (("mean, std, per fold", ("mean", "std", "per_fold")), ("CI", ("ci_low", "ci_high"))):
+            if not any(k in a for k in keys):
+                continue
+            total += 1
+            if all(a.get(k) == b.get(k) for k in keys):
+                same += 1
+            else:
+                lines.append(f"| {label} | {part} | {_fmt(a)} | {_fmt(b)} |")
+
+    for name, m in new["models"].items():
+        prev = (old.get("models") or {}).get(name)
+        for metric, stats in m["test"].items():
+            check(f"{name}: {metric}", (prev or {}).get("test", {}).get(metric), stats)
+    for cond, values in new.get("robustness", {}).items():
+        for metric, stats in values.items():
+            check(f"robustness {cond}: {metric}", (old.get("robustness") or {}).get(cond, {}).get(metric), stats)
+    if "zero_shot" in new and "zero_shot" in old:
+        check("zero-shot LUAD: c_index", old["zero_shot"]["luad_zero_shot"]["splits"]["test"]["c_index"],
+              new["zero_shot"]["luad_zero_shot"]["splits"]["test"]["c_index"])
+        check("zero-shot model on BLCA folds", old["zero_shot"].get("blca_in_domain"),
+              new["zero_shot"].get("blca_in_domain"))
+    head = [f"{same} of {total} entries are identical to the previous results file; the others:", "",
+            "| entry | part | previous | now |", "|---|---|---|---|"]
+    return head + lines if lines else [f"All {total} entries are identical to the previous results file."]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", default=None)
@@ -91,6 +130,7 @@ def main() -> None:
                         help="report a finished run folder; wall time: the committed result's if it timed the "
                              "same run, else metrics.json mtime - config.json mtime")
     args = parser.parse_args()
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else None
     data = ["--data-dir", args.data_dir] if args.data_dir else []
     out = Path(args.out)
     if args.skip_run:
@@ -100,18 +140,27 @@ def main() -> None:
         if previous.exists():  # the same run folder timed earlier in a fresh process: keep that time
             old = json.loads(previous.read_text())
             same = old.get("timing", {}).get("total_seconds") == json.loads((run / "metrics.json").read_text())[
-                "timing"]["total_seconds"]
+                "timing"].get("total_seconds")
             wall = float(old["wall_seconds"]) if same else wall
     else:
         wall = _cli(["run", "umpsnet", *data, "--out", str(out / "blca_luad"), "--quiet", "--json"])
     metrics = json.loads((out / "blca_luad" / "metrics.json").read_text())
+    timed = metrics.get("time_dependent", {})
+    seconds: dict[str, list[float]] = {}
+    for key, value in metrics["timing"].get("job_seconds", {}).items():
+        parts = key.split("/")
+        seconds.setdefault(parts[1] if len(parts) > 2 else parts[-1], []).append(float(value))
     payload: dict[str, Any] = {
         "benchmark": "umpsnet", "command": "python benchmarks/umpsnet.py",
         "run_command": "polymodal run umpsnet --quiet", "wall_seconds": round(wall, 1),
-        "models": {n: {"kind": m["kind"], "seeds": m.get("seeds"), "test": m["splits"]["test"],
+        "models": {n: {"kind": m["kind"], "seeds": m.get("seeds"), "test": {**m["splits"]["test"], **timed.get(n, {})},
                        "valid": m["splits"]["valid"], "risk_groups": m.get("risk_groups")}
                    for n, m in metrics["models"].items()},
-        "robustness": metrics["robustness"], "timing": metrics["timing"], "dataset": metrics["dataset"],
+        "comparisons": metrics.get("comparisons", []),
+        "robustness": metrics["robustness"],
+        "timing": {**metrics["timing"], "job_seconds_total": {k: round(sum(v), 1) for k, v in seconds.items()},
+                   "jobs": {k: len(v) for k, v in seconds.items()}},
+        "dataset": metrics["dataset"],
         "skips": metrics["skips"], "published": metrics["published"], "environment": environment(),
         "load_note": ("timed under the shared CPU lock (flock /tmp/pm-cpu.lock: no other heavy job at the same "
                       "time) on a 2-core machine where other engineers' light commands still run"),
@@ -135,7 +184,7 @@ def main() -> None:
     plot_km_by_cohort(out / "blca_luad", metrics, ["umpsnet", "cox-clinical"], km)
     plots = [km.name]
     payload["km_plots"] = plots
-    write_json(ROOT / "benchmarks" / "results" / "umpsnet.json", payload)
+    write_json(RESULTS, payload)
 
     env = payload["environment"]
     lines = [
@@ -144,7 +193,8 @@ def main() -> None:
         f"process: **{wall:.0f} s** on {env['cpu_count']} cores ({env['processor']}), torch threads 1, "
         f"{payload['load_note']}.", "",
         "C-index per cohort: mean ± std over the 5 test folds (each fold's model: the ensemble of its seeds) "
-        "[95% bootstrap CI of the fold mean]; td-AUC: mean cumulative/dynamic AUC (sksurv) ± std over folds; "
+        "[95% bootstrap CI of the fold mean; patients resampled within each cohort and fold, the same draws for "
+        "every model]; td-AUC: mean cumulative/dynamic AUC (sksurv) ± std over folds; "
         "IBS: integrated Brier score (sksurv, lower is better; only models with survival curves); p: log-rank "
         "of high vs low predicted risk (threshold: each fold's inner-validation median).", "",
         "| model | kind | seeds | C-index BLCA | C-index LUAD | mean of cohorts | td-AUC BLCA | td-AUC LUAD | "
@@ -161,6 +211,11 @@ def main() -> None:
     if plots:
         lines += ["", "Kaplan-Meier curves of the predicted low- and high-risk groups per cohort (test folds pooled): "
                   + ", ".join(f"[{p}]({p})" for p in plots) + "."]
+    lines += ["", "## Paired differences (umpsnet minus each model, mean of cohorts' C-index)", "",
+              "The same bootstrap draws for both models of a pair; p two-sided, Holm-adjusted over the table.", "",
+              "| comparison | difference | 95% CI | p | p (Holm) |", "|---|---|---|---|---|"]
+    lines += [f"| {c['model']} | {c['mean']:+.3f} | [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_value']:.3g} | "
+              f"{c['p_adjusted']:.3g} |" for c in payload["comparisons"]]
     lines += ["", "## Missing modality at test time (headline model)", "",
               "| condition | C-index BLCA | C-index LUAD | mean |", "|---|---|---|---|"]
     for cond, r in payload["robustness"].items():
@@ -176,7 +231,11 @@ def main() -> None:
         lines += ["", "## Zero-shot: trained on BLCA only, scored on LUAD", "",
                   f"LUAD C-index (zero-shot, mean risk of 5 folds x seeds): **{_fmt(c)}**; the same model on its "
                   f"own BLCA test folds: {_fmt(z['blca_in_domain'])}."]
-    lines += ["", f"Trainings and seconds per network: {payload['timing']}."]
+    lines += ["", f"Jobs and seconds per network: {payload['timing']['jobs']}, "
+              f"{payload['timing']['job_seconds_total']}; "
+              f"whole run {payload['timing'].get('total_seconds')} s."]
+    if previous is not None:
+        lines += ["", "## Compared with the previous results file", "", *compare(previous, payload)]
     write_text(ROOT / "benchmarks" / "results" / "umpsnet.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

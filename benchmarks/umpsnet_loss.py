@@ -50,6 +50,7 @@ def main() -> None:
                         "--out", str(run), "--quiet"], check=True)
         wall = round(time.perf_counter() - t0, 1)
     config = json.loads((run / "config.json").read_text())
+    config = config.get("options", config)  # the one runner's config.json nests the recipe options
     if config.get("loss") != "cox":
         raise SystemExit(f"{run / 'config.json'}: loss is {config.get('loss')!r}, expected 'cox'")
     cox = json.loads((run / "metrics.json").read_text())["models"]["umpsnet"]["splits"]

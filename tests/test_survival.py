@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sksurv.util import Surv
@@ -18,9 +19,11 @@ from torch.utils.data import DataLoader
 from polymodal.baselines.survival import CoxBaseline, KaplanMeierBaseline, survival_targets
 from polymodal.data.collate import Collator, FeatureDataset
 from polymodal.data.sources import sksurv_breast
+from polymodal.errors import DataError
 from polymodal.objectives.survival import CoxPartialLikelihood, DiscreteTimeSurvivalNLL, discrete_time_risk
-from polymodal.quickstart import build_network
+from polymodal.recipes.quickstart import build_network
 from polymodal.tasks.survival import (
+    SurvivalTask,
     assign_time_bins,
     bootstrap_survival_ci,
     evaluate_survival,
@@ -130,6 +133,90 @@ def test_evaluate_survival_schema_and_ci() -> None:
     assert bootstrap_survival_ci(time, event, seeds, n_boot=200) == (test["ci_low"], test["ci_high"])
     with pytest.raises(ValueError, match="per-seed"):
         evaluate_survival(time, event, risk, time, event, [risk])
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    """Long predictions rows with the common columns' defaults."""
+    base = {"kind": "recipe", "selection": "valid", "fold": 0, "seed": 0, "condition": "none", "subset": "all"}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def _rows(model: str, split: str, time, event, risk, **kw) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [{"model": model, "split": split, "id": f"p{i}", "time": t, "event": e, "risk": r, **kw}
+            for i, (t, e, r) in enumerate(zip(time, event, risk, strict=True))]
+
+
+def test_survival_task_hand_value_and_the_quickstart_bootstrap() -> None:
+    """C-index of the hand example; per-seed mean and CI equal evaluate_survival's (one group: same draws)."""
+    time, event = [1, 2, 3, 4], [1, 1, 0, 1]
+    rows = _rows("m", "valid", time, event, [4, 2, 3, 1]) + _rows("m", "test", time, event, [4, 2, 3, 1])
+    rows += _rows("m", "valid", time, event, [4, 2, 2, 1], seed=1)
+    rows += _rows("m", "test", time, event, [4, 2, 2, 1], seed=1)
+    metrics = SurvivalTask(headline="m", selections=("valid",), n_boot=200).evaluate(_table(rows))
+    test = metrics["models"]["m"]["splits"]["test"]["c_index"]
+    assert test["per_seed"] == pytest.approx([4 / 5, 4.5 / 5]) and test["mean"] == pytest.approx(0.85)
+    expected = evaluate_survival(time, event, [[4, 2, 3, 1], [4, 2, 2, 1]], time, event,
+                                 [[4, 2, 3, 1], [4, 2, 2, 1]], n_boot=200, seed=0)["splits"]["test"]["c_index"]
+    assert (test["ci_low"], test["ci_high"]) == (expected["ci_low"], expected["ci_high"])
+
+
+def test_survival_task_bootstrap_is_paired_across_models() -> None:
+    """Two models ranking patients identically get identical CIs and a paired difference of exactly 0
+    (issue 11: a fresh resample per model gave them different CIs); the planted risk beats noise."""
+    rng = np.random.default_rng(1)
+    n = 80
+    risk = rng.normal(size=n)
+    time = rng.exponential(np.exp(-risk))
+    event = (rng.random(n) < 0.7).astype(int)
+    noisy = rng.normal(size=n)  # no information
+    rows = []
+    for fold in (0, 1):
+        part = slice(0, n // 2) if fold == 0 else slice(n // 2, n)
+        for name, r in (("a", risk), ("b", 3 * risk + 1), ("c", noisy)):
+            for split in ("valid", "test"):
+                rows += [{**row, "id": f"{fold}-{row['id']}"} for row in
+                         _rows(name, split, time[part], event[part], r[part], fold=fold, kind="baseline")]
+    metrics = SurvivalTask(headline="a", selections=("valid",), n_boot=300, ensemble=True).evaluate(_table(rows))
+    a, b = (metrics["models"][m]["splits"]["test"]["c_index"] for m in ("a", "b"))
+    assert a == b and len(a["per_fold"]) == 2
+    comp = {c["b"]: c for c in metrics["comparisons"]}
+    assert comp["b"]["mean"] == 0 and comp["b"]["ci_low"] == comp["b"]["ci_high"] == 0 and comp["b"]["p_value"] == 1
+    assert comp["c"]["mean"] > 0.1 and comp["c"]["ci_low"] > 0  # the planted risk beats noise, paired
+    assert set(metrics["models"]["a"]["risk_groups"]["all"]) == {"n_high", "n_low", "logrank_p"}
+
+
+def test_survival_task_cohorts_fold_ensembles_and_errors() -> None:
+    """c_index_<cohort> per cohort and their mean; a fold's ensemble is the mean standardised risk."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for cohort in ("X", "Y"):
+        for fold in (0, 1):
+            t, e = rng.exponential(size=20), (rng.random(20) < 0.6).astype(int)
+            for seed in (0, 1):
+                for split in ("valid", "test"):
+                    rows += [{**row, "id": f"{cohort}{fold}{row['id']}"} for row in
+                             _rows("m", split, t, e, rng.normal(size=20) * (seed + 1), fold=fold, seed=seed,
+                                   subset=cohort)]
+    table = _table(rows)
+    metrics = SurvivalTask(headline="m", n_boot=50, ensemble=True).evaluate(table)
+    test = metrics["models"]["m"]["splits"]["test"]
+    assert metrics["primary_metric"] == "c_index_mean" and set(metrics["subsets"]) == {"X", "Y"}
+    assert test["c_index_mean"]["per_fold"] == pytest.approx(np.mean([test["c_index_x"]["per_fold"],
+                                                                      test["c_index_y"]["per_fold"]], axis=0))
+    part = table[(table["subset"] == "X") & (table["fold"] == 1)]
+    centred = []
+    for seed in (0, 1):  # standardised on the seed's own validation rows
+        v = part[(part["seed"] == seed) & (part["split"] == "valid")]["risk"]
+        centred.append((part[(part["seed"] == seed) & (part["split"] == "test")]["risk"].to_numpy() - v.median())
+                       / v.std())
+    first = part[(part["seed"] == 0) & (part["split"] == "test")]
+    expected = survival_metrics(first["time"], first["event"], np.mean(centred, axis=0))["c_index"]
+    assert test["c_index_x"]["per_fold"][1] == pytest.approx(expected)
+    bad = table.copy()
+    bad.loc[5, "event"] = 2
+    with pytest.raises(DataError, match="event must be 0 or 1") as err:
+        SurvivalTask(headline="m").evaluate(bad)
+    assert err.value.row == 6
 
 
 def test_quantile_time_bins() -> None:

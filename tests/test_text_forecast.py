@@ -1,4 +1,7 @@
-"""The text-forecast recipe: registration, forward/backward, planted-text learning and leak tests, runner."""
+"""The text-forecast recipe: registration, forward/backward, planted-text leak tests, validation-only text choice.
+
+The runner side (jobs, eval, resume, predict, the shuffled-text control) is in tests/runs/test_forecast_runner.py.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +17,11 @@ from polymodal.config import apply_overrides
 from polymodal.data.schema import Tokens
 from polymodal.data.sources.time_mmd import SeriesData, TextData
 from polymodal.errors import ConfigError
-from polymodal.forecast_experiment import DomainTexts, TextChoice, run_cell, setup_cell, text_source, train_model
-from polymodal.forecast_experiment import predict as predict_model
 from polymodal.recipes.registry import REGISTRY
 from polymodal.recipes.text_forecast import TextForecastConfig, build_model
+from polymodal.runs.forecast_jobs import predict as predict_model
+from polymodal.runs.forecast_jobs import setup_cell, train_model
+from polymodal.runs.forecast_text import DomainTexts, TextChoice, text_source
 
 REAL = Path(os.environ.get("POLYMODAL_DATA", "/work/shared/data"))
 SMALL = TextForecastConfig(d_model=16, heads=2, d_ff=32, text_hidden=16, dropout=0.0)
@@ -90,32 +94,11 @@ def test_planted_future_revealing_text_is_never_seen() -> None:
     assert leaky < 0.5 * none, (leaky, none)
 
 
-def test_planted_announcement_text_is_learned_by_run_cell() -> None:
-    """Text published before each origin announces the sign of the next step; the text model must
-    beat the text-free model significantly, and shuffled text must not."""
-    rng = np.random.default_rng(1)
-    n = 300
-    jumps = rng.choice([-1.0, 1.0], size=n) * 2.0
-    values = np.cumsum(jumps + rng.normal(scale=0.3, size=n))
-    series = _monthly(n, values)
-    emb = np.zeros((n, 4))
-    emb[:-1, 0] = jumps[1:] / 2.0  # text about period i (ends before origin i+1) announces jump i+1
-    texts = _texts(series.start, series.end, emb)
-    cell = run_cell(series, texts, 1, build=lambda dim, h: build_model(SMALL, 8, dim, h),
-                    choices=[TextChoice(k=1)], seeds=1, channels="target", train_kw=TRAIN, log=lambda s: None)
-    m = cell["models"]
-    assert m["patch transformer + text"]["mse"] < 0.5 * m["patch transformer (no text)"]["mse"]
-    assert cell["tests"]["text vs no text"]["p_value"] < 0.01
-    assert cell["tests"]["text vs shuffled"]["p_value"] < 0.01
-    assert {"last value", "seasonal naive", "NLinear", "DLinear", "NLinear + calendar", "text removed at test",
-            "patch transformer + calendar", "patch transformer + shuffled text"} <= set(m)
-
-
 def test_text_recipe_is_chosen_on_validation_and_never_reads_test_texts() -> None:
     """Report texts announce the next jump, search texts are noise: the linear-proxy selection must
     pick the report kind with a large validation gain; rewriting every text about the test period
     must leave the whole selection table unchanged."""
-    from polymodal.forecast_selection import candidate_choices, select_text
+    from polymodal.runs.forecast_selection import candidate_choices, select_text
     from polymodal.tasks.forecast import calendar_features
 
     rng = np.random.default_rng(2)
@@ -158,16 +141,20 @@ def subset_sorted(texts: TextData, emb: np.ndarray, order: np.ndarray) -> Domain
 @pytest.mark.slow
 @pytest.mark.skipif(not (REAL / "Time-MMD").is_dir(), reason="Time-MMD not in the data directory")
 def test_real_domain_end_to_end(tmp_path: Path) -> None:
-    from polymodal.recipes.text_forecast import run
+    from polymodal.recipes.text_forecast import RECIPE
+    from polymodal.runs import evaluate_run, run_recipe
 
     cfg = apply_overrides(TextForecastConfig, {"domain": "Economy", "horizons": [6], "text_k": 1,
                                                "text_field_options": ["fact"], "text_lag_options": [0]},
                           train={"max_epochs": 5},
                           protocol={"seeds": 1})
     cache = os.environ.get("POLYMODAL_CACHE") or tmp_path / "cache"
-    metrics = run(cfg, data_dir=REAL, out_dir=tmp_path, cache_dir=cache, log=lambda s: None)
-    assert metrics["summary"]["cells"] == 1
-    saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert "text vs no text" in saved["cells"][0]["tests"] and "linear: text vs no text" in saved["cells"][0]["tests"]
-    assert saved["adapter"]["Economy"]["text_selection"]["chosen"] == saved["cells"][0]["chosen_text"]
-    assert (tmp_path / "plots" / "Economy.png").is_file() and "Economy" in (tmp_path / "report.md").read_text()
+    metrics = run_recipe(RECIPE, cfg, out_dir=tmp_path / "run", data_dir=REAL, cache_dir=cache, progress=False)
+    assert metrics is not None and metrics["summary"]["cells"] == 1
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    tests = saved["tests"]["Economy/h6"]
+    assert "text vs no text" in tests and "linear: text vs no text" in tests
+    assert "p_adjusted" in tests["text vs no text"]
+    assert saved["text_selection"]["Economy"]["chosen"] == saved["cells_info"]["Economy/h6"]["chosen_text"]
+    assert evaluate_run(tmp_path / "run")[1] == []
+    assert "Economy/h6" in (tmp_path / "run" / "report.md").read_text()

@@ -24,6 +24,16 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multimodal recipes with an honest protocol.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect the data directory.")
 app.add_typer(data_app, name="data")
+
+
+def _mount_search() -> None:
+    # product search: `polymodal index build`, `polymodal search`, `polymodal serve` (heavy imports stay lazy)
+    from polymodal.search.cli import mount
+
+    mount(app)
+
+
+_mount_search()
 console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (else $POLYMODAL_DATA).")]
@@ -274,15 +284,24 @@ def predict(
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/quickstart"),
-    seeds: Annotated[int, typer.Option("--seeds")] = 3,
+    seeds: Annotated[int, typer.Option("--seeds", min=1)] = 3,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run with other options in --out.")
+                         ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Gene expression + clinical variables -> survival, on a cohort shipped with scikit-survival."""
-    from polymodal.quickstart import run_quickstart
+    """Gene expression + clinical variables -> survival, on a cohort shipped with scikit-survival
+    (the `quickstart` recipe with its defaults: `polymodal run quickstart` takes every option)."""
+    from polymodal.config import apply_overrides
+    from polymodal.runs import run_recipe
 
+    entry = _registry().get("quickstart")
+    progress = not as_json
+    cfg = apply_overrides(entry.config_cls, {}, train={} if progress else {"progress": False},
+                          protocol={"seeds": seeds})
     _quiet_libraries()
     started = time.perf_counter()
-    metrics = run_quickstart(out, seeds=seeds, progress=not as_json)
+    metrics = run_recipe(entry, cfg, out_dir=out, overwrite=overwrite, progress=progress)
+    assert metrics is not None  # one process: always the main rank
     _emit(metrics, out, as_json, time.perf_counter() - started)
 
 

@@ -121,3 +121,22 @@ def read_run_json(path: str | Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DataError(f"expected a JSON object, got {type(value).__name__}", file=path)
     return value
+
+
+def load_torch_file(path: str | Path) -> Any:
+    """``torch.load`` of a run folder's weights or checkpoint with ``weights_only=True``.
+
+    A run folder is data: a crafted file in it must never run code. A file that is not plain tensors
+    and containers (a pickle payload, a truncated file) is a one-line :class:`DataError` naming it.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path} not found: the run folder is incomplete")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors come in many types; all mean "not a file we wrote"
+        first = (str(err).splitlines() or [""])[0][:200]
+        raise DataError(f"not a loadable weights file ({type(err).__name__}: {first}); delete it to retrain that "
+                        "model", file=path) from None

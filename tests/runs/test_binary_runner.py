@@ -99,3 +99,18 @@ def test_out_pointing_at_a_file_is_refused_before_work(tmp_path: Path) -> None:
     target.write_text("x")
     with pytest.raises(ConfigError, match="existing file"):
         run_recipe(TOY, ToyConfig(), out_dir=target, progress=False)
+
+
+def test_jobs_trained_in_worker_processes_match_sequential_training(finished: tuple[Path, dict],
+                                                                     tmp_path: Path) -> None:
+    out, metrics = finished
+    base = ToyConfig()
+    parallel = base.model_copy(update={"train": base.train.model_copy(update={"workers": 2})})
+    again = run_recipe(TOY, parallel, out_dir=tmp_path, progress=False)
+    assert again is not None
+    a = pd.read_csv(out / "predictions.csv").sort_values(["model", "selection", "seed", "condition", "split", "id"])
+    b = pd.read_csv(tmp_path / "predictions.csv").sort_values(["model", "selection", "seed", "condition", "split",
+                                                                 "id"])
+    pd.testing.assert_series_equal(a["score"].reset_index(drop=True), b["score"].reset_index(drop=True),
+                                   rtol=1e-5, atol=1e-6)
+    assert again["config_hash"] == metrics["config_hash"]  # workers changes how, not what

@@ -1,6 +1,17 @@
 """Recipes: one file per published system, imported explicitly so every process sees the same set."""
 
-from polymodal.recipes import medgrad_eclip, mexa_ctp, nla_mmr, text_forecast, umpsnet
+from polymodal.recipes import (
+    medgrad_eclip,
+    meiju,
+    metammf,
+    mexa_ctp,
+    nla_mmr,
+    product_search,
+    quickstart,
+    taxonomy_classifier,
+    text_forecast,
+    umpsnet,
+)
 from polymodal.recipes.registry import REGISTRY, Paper, PublishedResult, Recipe, load_entry_point_recipes
 
 
@@ -25,9 +36,14 @@ __all__ = [
     "get",
     "load_entry_point_recipes",
     "medgrad_eclip",
+    "meiju",
+    "metammf",
     "mexa_ctp",
     "names",
     "nla_mmr",
+    "product_search",
+    "quickstart",
+    "taxonomy_classifier",
     "text_forecast",
     "umpsnet",
 ]

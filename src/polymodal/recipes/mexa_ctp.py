@@ -47,7 +47,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
@@ -61,7 +60,7 @@ from polymodal.encoders.cache import EmbeddingCache
 from polymodal.encoders.molecule import MiniMolEncoder, MorganEncoder
 from polymodal.encoders.text import SentenceTextEncoder
 from polymodal.encoders.trainable import CodeAncestorEncoder, ProjectionEncoder, ResidualProjection
-from polymodal.errors import DataError, MissingDataError
+from polymodal.errors import DataError
 from polymodal.fusion.concat import ConcatFusion
 from polymodal.fusion.mode_experts import ModeExpertsFusion
 from polymodal.io import read_run_json
@@ -292,11 +291,11 @@ class TrialPredictor:
             return self.read_input(path)
 
     def _model(self, seed: int) -> MultimodalModel:
+        from polymodal.io import load_torch_file
+
         path = self.run_dir / "jobs" / self.selection / f"seed_{seed}" / "mexa-ctp" / "model.pt"
-        if not path.is_file():
-            raise MissingDataError(f"{path} not found: the run folder is incomplete")
         model = build_model(self.cfg, self.featurizer)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_torch_file(path))
         return model
 
 

@@ -70,6 +70,8 @@ class Recipe:
     extra: dict[str, Any] = field(default_factory=dict)
     build: Any = None
     evaluate_tables: Any = None
+    #: why ``published`` is empty, when the paper's numbers cannot be compared (private data, say)
+    published_note: str = ""
 
 
 class RecipeRegistry:

@@ -275,7 +275,8 @@ def _paired_text(row: Mapping[str, Any]) -> str:
 
 
 def _comparisons_section(metrics: Mapping[str, Any]) -> str | None:
-    rows = metrics.get("comparisons") or []
+    # rows a task renders in its own sections (text-forecast's Diebold-Mariano grid) carry "report": False
+    rows = [r for r in metrics.get("comparisons") or [] if r.get("report", True)]
     if not rows:
         return None
     from polymodal.evaluation.multiple_testing import bootstrap_p_floor, format_p
@@ -603,6 +604,7 @@ def render_markdown(
     *,
     plots: Sequence[str | Path] = (),
     plot_errors: Sequence[str] = (),
+    sections: Sequence[str] = (),
 ) -> str:
     """Render a run's metrics dict as a Markdown report.
 
@@ -611,6 +613,7 @@ def render_markdown(
             the main sections, every other key adds its section when present.
         plots: plot paths relative to the report's folder, linked as images.
         plot_errors: messages of plots that could not be drawn, shown so nothing fails silently.
+        sections: the task's own Markdown sections (``Task.report_sections``), after the main table.
 
     Returns:
         The Markdown text, ending in a newline.
@@ -619,6 +622,7 @@ def render_markdown(
         _summary_section(metrics),
         _dataset_section(metrics),
         _main_table(metrics),
+        *sections,
         _comparisons_section(metrics),
         _valid_test_section(metrics),
         _published_section(metrics),
@@ -661,9 +665,11 @@ def metrics_to_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_report(run_dir: Path, metrics: Mapping[str, Any], predictions: pd.DataFrame | None) -> Path:
+def write_report(run_dir: Path, metrics: Mapping[str, Any], predictions: pd.DataFrame | None,
+                 sections: Sequence[str] = ()) -> Path:
     """Draw the plots into ``run_dir/plots`` and write ``run_dir/report.md`` (atomically).
 
+    ``sections`` are the task's own (``Task.report_sections``), placed after the main table.
     Binary predictions (``y_true``, ``score``) get ROC, PR and calibration plots; survival ones
     (``time``, ``event``, ``risk``, or ``task == "survival"``) get Kaplan-Meier plots; other tasks get
     none. A plot that cannot be drawn (a single-class split, say) is reported in the Markdown.
@@ -690,5 +696,5 @@ def write_report(run_dir: Path, metrics: Mapping[str, Any], predictions: pd.Data
             errors.append(str(err))
     rel = [p.relative_to(run_dir) for p in plots]
     path = run_dir / "report.md"
-    write_text(path, render_markdown(metrics, plots=rel, plot_errors=errors))
+    write_text(path, render_markdown(metrics, plots=rel, plot_errors=errors, sections=sections))
     return path

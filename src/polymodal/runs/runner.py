@@ -124,12 +124,7 @@ def _write_outputs(run_dir: Path, metrics: dict[str, Any], predictions: pd.DataF
     headline = metrics.get("selection", {}).get("name", "")
     shown = predictions[predictions["selection"].fillna("").isin((headline, ""))
                         & (predictions["condition"].fillna("none") == "none")]
-    path = write_report(run_dir, metrics, shown)
-    sections = task.report_sections(metrics)  # a task's own sections (a multilabel run's further cohorts)
-    if sections:
-        from polymodal.io import write_text
-
-        write_text(path, path.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + "\n\n".join(sections) + "\n")
+    write_report(run_dir, metrics, shown, sections=task.report_sections(metrics))
 
 
 def _run_jobs(folder: RunFolder, jobs: Sequence[Job], train_cfg: Any, *, progress: bool,

@@ -6,9 +6,19 @@
 
 from polymodal.tasks.base import COMMON_COLUMNS, KINDS, Task, flat_rows, per_seed
 from polymodal.tasks.binary import BinaryTask
+from polymodal.tasks.forecast import ForecastTask
+from polymodal.tasks.hierarchical import HierarchicalTask
 from polymodal.tasks.multilabel import MultilabelTask
+from polymodal.tasks.multitask import MultiTaskClassification
+from polymodal.tasks.ranking import RankingTask
+from polymodal.tasks.retrieval import RetrievalTask
+from polymodal.tasks.survival import SurvivalTask
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (BinaryTask, MultilabelTask)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls
+    for cls in (BinaryTask, ForecastTask, HierarchicalTask, MultilabelTask, MultiTaskClassification, RankingTask,
+                RetrievalTask, SurvivalTask)
+}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -19,5 +29,6 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "MultilabelTask", "Task", "flat_rows", "per_seed",
-           "register_task"]
+__all__ = ["COMMON_COLUMNS", "KINDS", "TASKS", "BinaryTask", "ForecastTask", "HierarchicalTask",
+           "MultiTaskClassification", "MultilabelTask", "RankingTask", "RetrievalTask", "SurvivalTask", "Task",
+           "flat_rows", "per_seed", "register_task"]

@@ -9,15 +9,18 @@ it (``lag``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from scipy.fft import dct
 from sklearn.metrics import mean_absolute_error, mean_squared_error
 from statsmodels.tsa.stattools import acf
+
+from polymodal.tasks.base import Task, per_seed
 
 
 @dataclass(frozen=True)
@@ -306,3 +309,223 @@ def calendar_features(dates: Sequence[np.datetime64] | np.ndarray, period: int) 
         dow = 2 * np.pi * ((d.astype(np.int64) + 3) % 7) / 7.0  # 1970-01-01 was a Thursday
         cols += [np.sin(dow), np.cos(dow)]
     return np.stack(cols, axis=1).astype(np.float32)
+
+
+
+def window_losses(y_true: np.ndarray, y_pred: np.ndarray, scale: float, mean: float = 0.0) -> dict[str, np.ndarray]:
+    """Per-window losses of one channel, whose means are :func:`forecast_metrics` exactly.
+
+    Every window has the same horizon, so the mean of the per-window means is the mean over all
+    (window, step) errors: predictions.csv keeps one row per window and the metrics stay recomputable.
+
+    Args:
+        y_true, y_pred: (N, H) on the normalised (train-scaler) scale.
+        scale, mean: the channel's scaler scale and mean (the original scale is ``z * scale + mean``).
+
+    Returns:
+        ``{"mse", "mae", "mse_orig", "mae_orig"}``, each (N,).
+    """
+    err = np.asarray(y_true, np.float64) - np.asarray(y_pred, np.float64)  # (N, H)
+    err_orig = (np.asarray(y_true, np.float64) * scale + mean) - (np.asarray(y_pred, np.float64) * scale + mean)
+    return {"mse": (err**2).mean(1), "mae": np.abs(err).mean(1), "mse_orig": (err_orig**2).mean(1),
+            "mae_orig": np.abs(err_orig).mean(1)}
+
+
+def moving_block_indices(n: int, block: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) circular moving-block bootstrap indices (Politis & Romano's circular blocks).
+
+    Overlapping forecast windows are correlated over about a horizon, so windows are resampled in
+    blocks of ``block`` consecutive windows (wrapping around), not one by one.
+    """
+    block = int(max(1, min(block, n)))
+    n_blocks = int(np.ceil(n / block))
+    starts = np.random.default_rng(seed).integers(0, n, size=(n_boot, n_blocks))  # (B, n_blocks)
+    idx = (starts[:, :, None] + np.arange(block)[None, None, :]) % n  # (B, n_blocks, block)
+    return idx.reshape(n_boot, -1)[:, :n]
+
+
+#: Diebold-Mariano comparisons of a cell: (label, model a, model b); one-sided, "b is more accurate".
+DM_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("text vs no text", "patch transformer (no text)", "patch transformer + text"),
+    ("shuffled vs no text", "patch transformer (no text)", "patch transformer + shuffled text"),
+    ("text vs shuffled", "patch transformer + shuffled text", "patch transformer + text"),
+    ("text vs text removed", "text removed at test", "patch transformer + text"),
+    ("text vs calendar", "patch transformer + calendar", "patch transformer + text"),
+    ("text vs NLinear + calendar", "NLinear + calendar", "patch transformer + text"),
+    ("linear: text vs no text", "NLinear + calendar", "NLinear + calendar + text"),
+    ("linear: shuffled vs no text", "NLinear + calendar", "NLinear + calendar + shuffled text"),
+    ("linear: text vs shuffled", "NLinear + calendar + shuffled text", "NLinear + calendar + text"),
+)
+NO_TEXT = "patch transformer (no text)"
+
+
+def cell_horizon(subset: str) -> int:
+    """The horizon of a cell named ``"DOMAIN/hH"``."""
+    try:
+        return int(subset.rsplit("/h", 1)[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"forecast subset {subset!r} is not named DOMAIN/hH") from None
+
+
+class ForecastTask(Task):
+    """Multi-horizon forecasting over cells (domain x horizon), with Diebold-Mariano tests per cell.
+
+    predictions.csv has one row per (cell, model, seed, split, window): ``subset`` is the cell
+    (``"Health_US/h12"``), ``id`` the window's origin date, and the task's columns are the window's
+    losses on the target channel: ``mse`` and ``mae`` on the train-scaler scale, ``mse_orig`` and
+    ``mae_orig`` on the original one. A model's metric in a cell is the mean over windows (equal to the
+    pooled MSE / MAE, every window having H steps), averaged over seeds; its CI is a circular
+    moving-block bootstrap over test windows (blocks of one horizon) of the seed-mean losses, the
+    same resamples for every model of the cell. Each cell's Diebold-Mariano tests (:data:`DM_PAIRS`)
+    use the seed-mean per-window MSE; the p-values of one family are adjusted (Holm by default, or
+    Benjamini-Hochberg) and "significant" is counted on the adjusted values.
+
+    Args:
+        headline: the recipe's model.
+        p_adjust: ``"holm"`` or ``"bh"``.
+        dm_family: ``"grid"`` (every test of every cell is one family) or ``"comparison"`` (one family
+            per comparison, across cells).
+        alpha: the level at which adjusted p-values count as significant.
+    """
+
+    name: ClassVar[str] = "forecast"
+    columns: ClassVar[tuple[str, ...]] = ("mse", "mae", "mse_orig", "mae_orig")
+    unit: ClassVar[str] = "window (moving blocks of one horizon)"
+    primary_metric: ClassVar[str] = "mse"
+
+    def __init__(self, *, p_adjust: str = "holm", dm_family: str = "grid", alpha: float = 0.05,
+                 **kwargs: Any) -> None:
+        if p_adjust not in ("holm", "bh"):
+            raise ValueError(f"p_adjust must be 'holm' or 'bh', got {p_adjust!r}")
+        if dm_family not in ("grid", "comparison"):
+            raise ValueError(f"dm_family must be 'grid' or 'comparison', got {dm_family!r}")
+        super().__init__(p_adjust=p_adjust, dm_family=dm_family, alpha=alpha, **kwargs)
+        self.p_adjust, self.dm_family, self.alpha = p_adjust, dm_family, float(alpha)
+
+    def report_sections(self, metrics: Mapping[str, Any]) -> list[str]:
+        from polymodal.reports.forecast import forecast_sections
+
+        return forecast_sections(metrics)
+
+    # ------------------------------------------------------------------ per cell
+
+    def evaluate_models(self, frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+        """Every model of one cell: per split and metric, the seed mean, std, per-seed values and a CI."""
+        horizon = cell_horizon(str(frame["subset"].iloc[0]))
+        boot: dict[int, np.ndarray] = {}  # same resamples for every model (paired)
+        models: dict[str, dict[str, Any]] = {}
+        for model, rows in frame.groupby("model", sort=False):
+            entry: dict[str, Any] = {"kind": str(rows["kind"].iloc[0]), "splits": {}}
+            for split in ("valid", "test"):
+                if not (rows["split"] == split).any():
+                    continue
+                _, _, values = per_seed(rows, split, list(self.columns))  # seeds x (N, 4)
+                stacked = np.stack(values)  # (S, N, 4)
+                per = stacked.mean(1)  # (S, 4)
+                out = {}
+                for j, metric in enumerate(self.columns):
+                    summary = {"mean": float(per[:, j].mean()), "std": float(per[:, j].std()),
+                               "per_seed": [float(v) for v in per[:, j]], "ci_low": None, "ci_high": None}
+                    if split == "test":
+                        n = stacked.shape[1]
+                        if n not in boot:
+                            boot[n] = moving_block_indices(n, horizon, self.n_boot, self.seed)
+                        replicates = stacked[:, :, j].mean(0)[boot[n]].mean(1)  # (B,)
+                        summary["ci_low"], summary["ci_high"] = (float(v) for v in
+                                                                 np.percentile(replicates, [2.5, 97.5]))
+                    out[metric] = summary
+                entry["splits"][split] = out
+                entry.setdefault("n", {})[split] = int(stacked.shape[1])
+            entry["seeds"] = int(rows["seed"].nunique())
+            models[str(model)] = entry
+        return models
+
+    def cell_tests(self, frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+        """The Diebold-Mariano tests of one cell on the seed-mean test MSE per window (time order)."""
+        horizon = cell_horizon(str(frame["subset"].iloc[0]))
+        test = frame[frame["split"] == "test"]
+        loss: dict[str, pd.Series] = {}
+        for model, rows in test.groupby("model", sort=False):
+            ids, _, values = per_seed(rows, "test", "mse")
+            loss[str(model)] = pd.Series(np.mean(values, axis=0), index=ids).sort_index()  # ISO dates sort in time
+        out = {}
+        for label, a, b in DM_PAIRS:
+            if a in loss and b in loss:
+                la, lb = loss[a].align(loss[b], join="inner")
+                result = diebold_mariano(la.to_numpy(), lb.to_numpy(), horizon)
+                out[label] = {"a": a, "b": b, **{k: (float(v) if isinstance(v, float | np.floating) else v)
+                                                  for k, v in result.items()}}
+        return out
+
+    # ------------------------------------------------------------------ the whole run
+
+    def evaluate(self, predictions: pd.DataFrame) -> dict[str, Any]:
+        from polymodal.evaluation.multiple_testing import adjust_pvalues
+
+        frame = self.check(predictions)
+        frame = frame[frame["condition"].isin(("none", "drop:text"))]
+        cells = list(dict.fromkeys(frame["subset"]))
+        subsets = {cell: self.evaluate_models(frame[frame["subset"] == cell]) for cell in cells}
+        tests = {cell: self.cell_tests(frame[frame["subset"] == cell]) for cell in cells}
+        flat = [(cell, label) for cell in cells for label in tests[cell]]
+        families = ({"grid": flat} if self.dm_family == "grid" else
+                    {label: [(c, lab) for c, lab in flat if lab == label] for label, _, _ in DM_PAIRS})
+        for members in families.values():
+            if members:
+                adjusted = adjust_pvalues([tests[c][lab]["p_value"] for c, lab in members],
+                                          method=self.p_adjust)  # type: ignore[arg-type]
+                for (c, lab), p in zip(members, adjusted, strict=True):
+                    tests[c][lab]["p_adjusted"] = float(p)
+        names = list(dict.fromkeys(m for cell in cells for m in subsets[cell]))
+        models: dict[str, Any] = {}
+        for name in names:
+            present = [subsets[c][name] for c in cells if name in subsets[c]]
+            models[name] = {"kind": present[0]["kind"], "cells": len(present), "seeds": present[0]["seeds"],
+                            "splits": {split: {m: {"mean": float(np.mean([p["splits"][split][m]["mean"]
+                                                                          for p in present]))}
+                                               for m in self.columns}
+                                       for split in ("valid", "test") if split in present[0]["splits"]}}
+        comparisons = [{"model": f"{t['b']} vs {t['a']} | {cell}", "metric": "mse_diff", "subset": cell,
+                        "mean": -t["mean_diff"], "ci_low": None, "ci_high": None, "p_value": t["p_value"],
+                        "p_adjusted": t.get("p_adjusted"), "test": f"Diebold-Mariano ({label}), one-sided",
+                        "report": False}  # shown per cell by report_sections
+                       for cell in cells for label, t in tests[cell].items()]
+        return {"task": self.name, "task_spec": self.spec(), "primary_metric": self.primary_metric,
+                "bootstrap_unit": self.unit, "models": models, "subsets": subsets, "tests": tests,
+                "comparisons": comparisons, "summary": self.summarise(subsets, tests)}
+
+    def summarise(self, subsets: Mapping[str, Any], tests: Mapping[str, Any]) -> dict[str, Any]:
+        """Counts of significant cells (on adjusted p-values) and the relative test MSE vs no text."""
+        rel: dict[str, list[float]] = {}
+        best: dict[str, int] = {}
+        for models in subsets.values():
+            mse = {name: m["splits"]["test"]["mse"]["mean"] for name, m in models.items()}
+            best_name = min(mse, key=lambda k: mse[k])
+            best[best_name] = best.get(best_name, 0) + 1
+            if mse.get(NO_TEXT):
+                for name, value in mse.items():
+                    rel.setdefault(name, []).append(value / mse[NO_TEXT] - 1)
+        return {"cells": len(subsets), "alpha": self.alpha, "p_adjust": self.p_adjust, "dm_family": self.dm_family,
+                "dm_tests": sum(len(t) for t in tests.values()),
+                **self._count(tests, "text vs no text", "shuffled vs no text", "text vs shuffled"),
+                "linear": self._count(tests, "linear: text vs no text", "linear: shuffled vs no text",
+                                      "linear: text vs shuffled"),
+                "mean_relative_mse_vs_no_text": {k: float(np.mean(v)) for k, v in rel.items()},
+                "median_relative_mse_vs_no_text": {k: float(np.median(v)) for k, v in rel.items()},
+                "best_model_cells": dict(sorted(best.items(), key=lambda kv: -kv[1]))}
+
+    def _count(self, tests: Mapping[str, Any], text: str, shuf: str, vs_shuf: str) -> dict[str, Any]:
+        """Cells where text is significant, shuffled text too, text-but-not-shuffled; raw and adjusted."""
+        out: dict[str, Any] = {}
+        for key, suffix in (("p_adjusted", ""), ("p_value", "_raw")):
+            def sig(cell_tests: Mapping[str, Any], label: str, key: str = key) -> bool:
+                p = cell_tests.get(label, {}).get(key)
+                return p is not None and p == p and p < self.alpha
+            gains = [cell for cell, t in tests.items() if sig(t, text) and not sig(t, shuf)]
+            out.update({f"text_significant_gain{suffix}": sum(sig(t, text) for t in tests.values()),
+                        f"shuffled_significant_gain{suffix}": sum(sig(t, shuf) for t in tests.values()),
+                        f"text_significant_and_shuffled_not{suffix}": len(gains),
+                        f"cells_text_gain_not_shuffled{suffix}": gains,
+                        f"text_significantly_better_than_shuffled{suffix}": sum(sig(t, vs_shuf)
+                                                                                for t in tests.values())})
+        return out

@@ -105,6 +105,6 @@ def fit_medication_model(model: nn.Module, objective: nn.Module, train_samples: 
         callback = trainer.checkpoint_callback
         best_path = callback.best_model_path if callback else ""
         # our own checkpoint, just written: only its epoch counter is read
-        best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=False)["epoch"]) + 1 if best_path else 0
+        best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=True)["epoch"]) + 1 if best_path else 0
         best = float(callback.best_model_score) if callback and callback.best_model_score is not None else float("nan")
     return {"epochs": int(trainer.current_epoch), "best_epoch": best_epoch, "best_val_pr_auc": best}

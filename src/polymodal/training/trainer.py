@@ -178,10 +178,6 @@ def fit_resumable(trainer: L.Trainer, system: L.LightningModule, train_loader: A
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    from polymodal.errors import DataError
+    from polymodal.io import load_torch_file
 
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types; all mean "not a checkpoint we wrote"
-        raise DataError(f"not a loadable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                        "delete it to retrain that model", file=path) from None
+    return load_torch_file(path)

@@ -25,9 +25,10 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from polymodal.baselines.forecast import LinearForecaster
+from polymodal.runs.forecast_text import DomainTexts, Source, TextChoice
 
-if TYPE_CHECKING:  # imported for annotations only (forecast_experiment imports this module)
-    from polymodal.forecast_experiment import CellSetup, DomainTexts, Source, TextChoice
+if TYPE_CHECKING:  # for annotations only (forecast_jobs imports this module)
+    from polymodal.runs.forecast_jobs import CellSetup
 
 # Maximum text age in periods by frequency: "only the latest period", "a quarter of the input",
 # "the whole input window". Daily data use a week as the shortest: reports are weekly or monthly.
@@ -76,8 +77,6 @@ def linear_with_text(cell: CellSetup, cal: dict[str, np.ndarray], src: dict[str,
     daily domain's ~11k stride-1 windows overlap almost entirely, and 54 candidates x 4 horizons
     of full ridge fits would take minutes).
     """
-    from polymodal.forecast_experiment import Source
-
     n = len(cell.x["train"])
     rows = np.arange(n) if max_train is None or n <= max_train else np.linspace(0, n - 1, max_train).astype(int)
     extra = {p: c[rows] if p == "train" else c for p, c in cal.items()}
@@ -93,8 +92,6 @@ def linear_with_text(cell: CellSetup, cal: dict[str, np.ndarray], src: dict[str,
 def candidate_choices(freq: str, kinds: list[str], fields: tuple[str, ...], lags: tuple[int, ...],
                       k: int) -> list[TextChoice]:
     """Every combination of kinds (each alone and all together), field, maximum age and lag."""
-    from polymodal.forecast_experiment import TextChoice
-
     kind_sets = [(kind,) for kind in kinds] + ([tuple(kinds)] if len(kinds) > 1 else [])
     return [TextChoice(fields=f, k=k, max_age_periods=age, lag_days=lag, kinds=ks)
             for ks, f, age, lag in product(kind_sets, fields, MAX_AGES[freq], lags)]

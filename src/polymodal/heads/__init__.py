@@ -1,0 +1,1 @@
+"""Task heads: plain ``nn.Module``s that receive dimensions and map fused features to scores."""
