@@ -71,7 +71,7 @@ def test_run_folder_layout(run: tuple[Path, Path, Path]) -> None:
                                                                    "drop:drug_text"}
     assert len(metrics["vocabularies"]["safedrug"]) == 3
     report = (out / "report.md").read_text()
-    assert "## Cohort `all-admissions`" in report and "### [all-admissions] Paired comparisons" in report
+    assert "## Cohort `all-admissions`" in report and "### [all-admissions] Results (test)" in report
     assert "Published numbers" in report
 
 

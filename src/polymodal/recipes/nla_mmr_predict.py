@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 
 from polymodal.errors import ConfigError, DataError, MissingDataError
-from polymodal.io import read_run_json, write_json
+from polymodal.io import load_torch_file, read_run_json, write_json
 from polymodal.recipes.nla_mmr_model import FROZEN_BUFFERS, NlaMmrConfig, NlaMmrModel, save_weights
 
 __all__ = ["INPUT_COLUMNS", "VisitPredictor", "example_rows", "read_visits", "save_member"]
@@ -258,7 +258,7 @@ class VisitPredictor:
         cfg = self.cfg
         model = NlaMmrModel(code_text, views, cfg.dim, cfg.heads, cfg.dropout, cfg.temperature)
         weights = member.directory / "model.pt"
-        result = model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
+        result = model.load_state_dict(load_torch_file(weights), strict=False)  # weights_only=True, errors name it
         if result.unexpected_keys or set(result.missing_keys) - set(FROZEN_BUFFERS):
             raise DataError(f"weights do not fit the model (missing {result.missing_keys}, unexpected "
                             f"{result.unexpected_keys})", file=weights)
