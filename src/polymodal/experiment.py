@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,25 +33,17 @@ from polymodal.config import ProtocolConfig
 from polymodal.data.collate import Collator, FeatureDataset
 from polymodal.data.schema import Record
 from polymodal.data.splits import DatasetSplits
-from polymodal.evaluation import drift_summary, evaluate_binary, temporal_holdout
+from polymodal.evaluation import drift_summary, evaluate_binary
 from polymodal.io import atomic_path, atomic_write, write_json
 from polymodal.reports import write_report
+from polymodal.runs.environment import environment
+from polymodal.runs.record_binary import Featurizer, make_fold
+from polymodal.runs.record_binary import Fold as _Fold
 from polymodal.training import MultimodalSystem, TrainConfig, make_trainer, predict_scores, seed_everything
 from polymodal.training.predict import drop_modality
 from polymodal.training.trainer import fit_resumable, quiet_lightning
 
 log = logging.getLogger(__name__)
-
-class Featurizer(Protocol):
-    """Turns Records into per-modality arrays; fitted on training records only."""
-
-    modalities: list[str]
-    max_len: dict[str, int]
-
-    def fit(self, records: Sequence[Record]) -> Featurizer: ...
-    def transform(self, records: Sequence[Record]) -> list[dict[str, np.ndarray]]: ...
-    def pooled(self, features: Sequence[dict[str, np.ndarray]]) -> np.ndarray: ...
-
 
 @dataclass
 class BinaryProblem:
@@ -80,21 +71,6 @@ class BinaryProblem:
     description: str = ""
     notes: list[str] = field(default_factory=list)
     cache_stats: Callable[[], dict[str, float]] | None = None
-
-
-@dataclass
-class _Fold:
-    """One selection: which records train, which select, and their features."""
-
-    name: str
-    train: list[Record]
-    select: list[Record]
-    test: list[Record]
-    featurizer: Featurizer
-    features: dict[str, list[dict[str, np.ndarray]]]
-
-    def targets(self, part: str) -> np.ndarray:
-        return np.array([float(r.target) for r in getattr(self, part)], dtype=np.float64)
 
 
 def run_binary(problem: BinaryProblem, protocol: ProtocolConfig, train_cfg: TrainConfig, out_dir: str | Path,
@@ -184,17 +160,7 @@ _SELECTION_TEXT = {
 
 
 def _make_fold(problem: BinaryProblem, selection: str, protocol: ProtocolConfig) -> _Fold:
-    splits = problem.splits
-    if selection == "valid":
-        train, select = list(splits.train), list(splits.valid)
-    else:
-        train, select = temporal_holdout(
-            [*splits.train, *splits.valid], order_key=protocol.order_key, fraction=protocol.temporal_fraction
-        )
-    featurizer = problem.make_featurizer().fit(train)
-    features = {part: featurizer.transform(recs) for part, recs in
-                (("train", train), ("select", select), ("test", list(splits.test)))}
-    return _Fold(selection, list(train), list(select), list(splits.test), featurizer, features)
+    return make_fold(problem.splits, selection, protocol, problem.make_featurizer)
 
 
 def _train_in_parallel(problem: BinaryProblem, folds: dict[str, _Fold], protocol: ProtocolConfig,
@@ -336,24 +302,6 @@ def _global_rank() -> int:
     if int(os.environ.get("NODE_RANK", "0")) != 0:
         return 1
     return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def environment() -> dict[str, Any]:
-    """The machine a number was measured on; every results file carries it."""
-    import lightning
-    import sklearn
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "sklearn": sklearn.__version__,
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
-        "system": f"{platform.system()} {platform.release()}",
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
 
 
 def atomic_csv(frame: pd.DataFrame, path: Path) -> None:
