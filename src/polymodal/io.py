@@ -140,3 +140,16 @@ def load_torch_file(path: str | Path) -> Any:
         first = (str(err).splitlines() or [""])[0][:200]
         raise DataError(f"not a loadable weights file ({type(err).__name__}: {first}); delete it to retrain that "
                         "model", file=path) from None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (its temporary files may still be written)."""
+    if pid == os.getpid():
+        return True  # another thread of this process may be writing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True

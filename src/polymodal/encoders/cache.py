@@ -38,7 +38,7 @@ import numpy as np
 
 from polymodal.data.paths import resolve_cache_dir
 from polymodal.encoders.frozen import FrozenEncoder
-from polymodal.io import atomic_write, write_json
+from polymodal.io import atomic_write, pid_alive, write_json
 
 _SHARD_GLOB = "shard-*.npz"
 _TEMP_GLOB = ".shard-*.tmp"
@@ -89,18 +89,6 @@ class _EncoderIndex:
 def item_key(cache_key: str, item: str) -> bytes:
     """The content address of one item: ASCII hex of ``sha256(cache_key + "\\0" + item)``."""
     return hashlib.sha256(f"{cache_key}\0{item}".encode()).hexdigest().encode("ascii")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True  # another thread of this process may be writing it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class EmbeddingCache:
@@ -221,7 +209,7 @@ class EmbeddingCache:
                 age = now - tmp.stat().st_mtime
             except FileNotFoundError:
                 continue  # its writer just renamed it
-            dead_writer = bool(match and match["host"] == _HOST and not _pid_alive(int(match["pid"])))
+            dead_writer = bool(match and match["host"] == _HOST and not pid_alive(int(match["pid"])))
             if dead_writer or age > self.stale_temp_seconds:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from polymodal.errors import DataError, PolymodalError
-from polymodal.io import write_json
+from polymodal.io import pid_alive, write_json
 from polymodal.search.store import AnnConfig, LanceVectorStore, VectorStore, recall_at_k
 
 FORMAT = "polymodal-product-index/1"
@@ -180,18 +180,8 @@ def _remove_dead_temps(vdir: Path) -> None:
             pid = int(p.name.rsplit("-", 1)[1])
         except (IndexError, ValueError):
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _prune(vdir: Path) -> None:
