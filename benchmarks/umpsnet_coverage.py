@@ -68,7 +68,7 @@ from polymodal.recipes.umpsnet import (  # noqa: E402
     embed_templates,
     run,
 )
-from polymodal.survival_experiment import _risk, _slug  # noqa: E402
+from polymodal.runs.survival_cv import _outputs, _slug  # noqa: E402
 from polymodal.tasks.survival import _c_index  # noqa: E402
 
 MODS = ("cancer", "genomics", "metadata")
@@ -114,7 +114,7 @@ def score(folds: list[dict[str, Any]], tables: list[pd.DataFrame], records: list
         feat = fold["feat"].with_data(table, text)
         data = FeatureDataset([{m: f[m] for m in MODS} for f in feat.transform(records)], y)
         for model in fold["models"]:
-            risks.append(_risk(model, data, Collator(MODS), drop="genomics" if mask_genomics else None))
+            risks.append(_outputs(model, data, Collator(MODS), drop="genomics" if mask_genomics else None)[0])
     return np.mean(risks, axis=0)
 
 
